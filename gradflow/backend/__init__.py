@@ -1,0 +1,222 @@
+"""Devices and the array backends behind them: the one place that knows NumPy and CuPy exist.
+
+A `Device` names where arrays live (`cpu`, `cuda`, `cuda:N`) and carries the backend that computes
+there: `device.xp` is the array module (numpy or cupy) and `device.backend` holds the few pieces
+that differ between them (scatter-add, host copies, synchronisation, the random generator).
+Devices are interned, so `a.device is b.device` is the cheap test the hot path uses.
+"""
+from __future__ import annotations
+
+import os
+
+from . import numpy_backend
+
+__all__ = [
+    "Device", "DeviceError", "device", "get_device", "default_device", "set_default_device",
+    "device_of", "is_array", "dtype", "float16", "float32", "float64", "int8", "int16", "int32",
+    "int64", "uint8", "bool_", "cuda_available", "cuda_device_count", "manual_seed",
+]
+
+dtype = numpy_backend.np.dtype
+float16 = dtype("float16")
+float32 = dtype("float32")
+float64 = dtype("float64")
+int8 = dtype("int8")
+int16 = dtype("int16")
+int32 = dtype("int32")
+int64 = dtype("int64")
+uint8 = dtype("uint8")
+bool_ = dtype("bool")
+
+CUDA_INSTALL_HINT = (
+    "install CuPy for your CUDA version with the project's extra, e.g. "
+    "`pip install -e '.[cuda12]'` (CUDA 12.x) or `pip install -e '.[cuda13]'` (CUDA 13.x)"
+)
+
+
+class DeviceError(RuntimeError):
+    """A device was asked for that cannot be used, or tensors from two devices were mixed."""
+
+
+class Device:
+    """Where arrays live and which backend computes on them; get one with `gradflow.device()`."""
+
+    __slots__ = ("type", "index", "backend", "xp", "_name")
+
+    def __init__(self, type_: str, index: int, backend) -> None:
+        self.type = type_
+        self.index = index
+        self.backend = backend
+        self.xp = backend.xp
+        self._name = "cpu" if type_ == "cpu" else f"cuda:{index}"
+
+    def __repr__(self) -> str:
+        return f"device('{self._name}')"
+
+    def __str__(self) -> str:
+        return self._name
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            try:
+                other = get_device(other)
+            except (ValueError, DeviceError):
+                return False
+        return self is other
+
+    def __hash__(self) -> int:
+        return hash(self._name)
+
+    def __reduce__(self):
+        # Pickling stores the name, so a checkpoint does not drag a backend module along.
+        return (get_device, (self._name,))
+
+    def synchronize(self) -> None:
+        """Block until all queued work on this device has finished (a no-op on the CPU)."""
+        self.backend.synchronize(self.index)
+
+
+_devices: dict[str, Device] = {}
+_cupy_backend = None
+
+
+def _load_cupy_backend():
+    global _cupy_backend
+    if _cupy_backend is None:
+        from . import cupy_backend  # imported lazily: CuPy is optional and slow to import
+        _cupy_backend = cupy_backend
+    return _cupy_backend
+
+
+def cuda_available() -> bool:
+    """True when CuPy is installed and at least one CUDA GPU is visible."""
+    return cuda_device_count() > 0
+
+
+def cuda_device_count() -> int:
+    """Number of visible CUDA GPUs (0 when CuPy is not installed or no GPU is visible)."""
+    try:
+        cb = _load_cupy_backend()
+    except ImportError:
+        return 0
+    return cb.device_count()
+
+
+def _parse(spec: str) -> tuple[str, int]:
+    s = spec.strip().lower()
+    if s == "cpu":
+        return "cpu", 0
+    if s == "cuda":
+        return "cuda", 0
+    if s.startswith("cuda:"):
+        idx = s[5:]
+        if idx.isdigit():
+            return "cuda", int(idx)
+    raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+
+
+def get_device(spec=None) -> Device:
+    """Return the `Device` for `spec` ('cpu', 'cuda', 'cuda:N', a Device, or None for the default).
+
+    Raises:
+        ValueError: the spec is not a device name.
+        DeviceError: CUDA was asked for but CuPy is missing or no such GPU is visible.
+    """
+    if spec is None:
+        return default_device()
+    if isinstance(spec, Device):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"device must be a str or Device, got {type(spec).__name__}: {spec!r}")
+    dev = _devices.get(spec)
+    if dev is not None:
+        return dev
+    type_, index = _parse(spec)
+    name = "cpu" if type_ == "cpu" else f"cuda:{index}"
+    dev = _devices.get(name)
+    if dev is None:
+        if type_ == "cpu":
+            dev = Device("cpu", 0, numpy_backend)
+        else:
+            dev = Device("cuda", index, _cuda_backend_for(name, index))
+        _devices[name] = dev
+    _devices[spec] = dev
+    return dev
+
+
+def _cuda_backend_for(name: str, index: int):
+    try:
+        cb = _load_cupy_backend()
+    except ImportError as exc:
+        raise DeviceError(
+            f"device '{name}' needs CuPy, which is not installed ({exc}); {CUDA_INSTALL_HINT}, "
+            "or use GRADFLOW_DEVICE=cpu"
+        ) from None
+    count = cb.device_count()
+    if count == 0:
+        raise DeviceError(
+            f"device '{name}' asked for, but CuPy sees no CUDA GPU (no driver or "
+            "CUDA_VISIBLE_DEVICES hides them); use GRADFLOW_DEVICE=cpu on this machine"
+        )
+    if index >= count:
+        raise DeviceError(f"device '{name}' asked for, but only {count} CUDA GPU(s) are visible "
+                          f"(cuda:0 to cuda:{count - 1})")
+    return cb
+
+
+device = get_device
+
+_default: Device | None = None
+
+
+def default_device() -> Device:
+    """The device new tensors go to: `set_default_device`, else GRADFLOW_DEVICE, else cpu."""
+    global _default
+    if _default is None:
+        spec = os.environ.get("GRADFLOW_DEVICE", "").strip() or "cpu"
+        try:
+            _default = get_device(spec)
+        except ValueError:
+            raise ValueError(
+                f"GRADFLOW_DEVICE={spec!r} is not a device: expected 'cpu', 'cuda' or 'cuda:N'"
+            ) from None
+    return _default
+
+
+def set_default_device(spec) -> Device:
+    """Make `spec` the default device for new tensors; returns the Device."""
+    global _default
+    _default = get_device(spec)
+    return _default
+
+
+_np_ndarray = numpy_backend.np.ndarray
+
+
+def is_array(obj) -> bool:
+    """True when obj is a NumPy or CuPy ndarray."""
+    if isinstance(obj, _np_ndarray):
+        return True
+    return _cupy_backend is not None and isinstance(obj, _cupy_backend.xp.ndarray)
+
+
+def device_of(array) -> Device:
+    """The Device an ndarray lives on."""
+    if isinstance(array, _np_ndarray):
+        return get_device("cpu")
+    if _cupy_backend is not None and isinstance(array, _cupy_backend.xp.ndarray):
+        return get_device(f"cuda:{array.device.id}")
+    raise TypeError(f"not a NumPy or CuPy array: {type(array).__name__}")
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the random generators of the CPU and of every CUDA device created so far."""
+    seed = int(seed)
+    numpy_backend.manual_seed(seed)
+    if _cupy_backend is not None:
+        _cupy_backend.manual_seed(seed)
+
+
+def host_numpy():
+    """The NumPy module, for code that must hand arrays to host-only libraries (file I/O)."""
+    return numpy_backend.np

@@ -1,0 +1,69 @@
+"""The CUDA backend: CuPy arrays, cupyx.scatter_add, one seeded generator per GPU."""
+import cupy
+import cupyx
+
+xp = cupy
+ndarray = cupy.ndarray
+name = "cupy"
+
+_rngs: dict = {}
+_seed = None
+
+
+def device_count() -> int:
+    """Number of CUDA GPUs CuPy can see (0 when the runtime or driver is missing)."""
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except cupy.cuda.runtime.CUDARuntimeError:
+        return 0
+
+
+def rng(index: int = 0):
+    """The random generator of GPU `index` (seeded by `manual_seed`)."""
+    g = _rngs.get(index)
+    if g is None:
+        with cupy.cuda.Device(index):
+            g = cupy.random.default_rng(_seed)
+        _rngs[index] = g
+    return g
+
+
+def manual_seed(seed: int) -> None:
+    """Re-seed every GPU's generator (each GPU gets the same seed, like torch.manual_seed)."""
+    global _seed
+    _seed = seed
+    _rngs.clear()
+
+
+def asarray(data, dtype=None, index: int = 0):
+    """Return `data` as a CuPy array on GPU `index`, copying from the host when needed."""
+    with cupy.cuda.Device(index):
+        return cupy.asarray(data, dtype=dtype)
+
+
+def to_host(a):
+    """Copy a CuPy array to a NumPy array on the host."""
+    return cupy.asnumpy(a)
+
+
+def scatter_add(target, index, values) -> None:
+    """target[index] += values, accumulating repeated indices (cupyx.scatter_add)."""
+    cupyx.scatter_add(target, index, values)
+
+
+def synchronize(index: int = 0) -> None:
+    """Wait for all work queued on GPU `index`."""
+    cupy.cuda.Device(index).synchronize()
+
+
+def device_name(index: int = 0) -> str:
+    """The GPU's product name."""
+    props = cupy.cuda.runtime.getDeviceProperties(index)
+    name = props["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def memory_pool_bytes(index: int = 0) -> tuple[int, int]:
+    """(used, total) bytes of CuPy's default memory pool."""
+    pool = cupy.get_default_memory_pool()
+    return pool.used_bytes(), pool.total_bytes()

@@ -1,0 +1,51 @@
+"""The CPU backend: NumPy arrays, np.add.at for scatter-add, one seeded Generator."""
+import numpy as np
+
+xp = np
+ndarray = np.ndarray
+name = "numpy"
+
+_rng = np.random.default_rng()
+
+
+def rng(index: int = 0) -> np.random.Generator:
+    """The CPU's random generator (seeded by `manual_seed`)."""
+    return _rng
+
+
+def manual_seed(seed: int) -> None:
+    """Re-seed the CPU generator so draws are reproducible."""
+    global _rng
+    _rng = np.random.default_rng(seed)
+
+
+def asarray(data, dtype=None, index: int = 0):
+    """Return `data` as a NumPy array of `dtype` (no copy when it already is one)."""
+    if hasattr(data, "__cuda_array_interface__"):
+        data = data.get()  # a CuPy array: bring it to the host explicitly
+    return np.asarray(data, dtype=dtype)
+
+
+def to_host(a) -> np.ndarray:
+    """The array as a NumPy array (already on the host: returned as is)."""
+    return a
+
+
+def scatter_add(target, index, values) -> None:
+    """target[index] += values, accumulating repeated indices (np.add.at)."""
+    np.add.at(target, index, values)
+
+
+def synchronize(index: int = 0) -> None:
+    """Nothing to wait for on the CPU."""
+
+
+def device_name(index: int = 0) -> str:
+    """A readable name of the processor."""
+    import platform
+    return platform.processor() or platform.machine()
+
+
+def memory_pool_bytes(index: int = 0) -> tuple[int, int]:
+    """(used, total) bytes held by a device memory pool: the CPU has none."""
+    return 0, 0

@@ -1,0 +1,84 @@
+"""Indexing: x[key] with ints, slices, None, Ellipsis, bool masks and integer arrays.
+
+The gradient of x[key] scatters dy back into zeros of x's shape. Basic indexing (no index arrays)
+touches each element at most once, so plain assignment does it; advanced indexing may repeat an
+index, so the backend's scatter-add accumulates (np.add.at on the CPU, cupyx.scatter_add on CUDA).
+"""
+from __future__ import annotations
+
+from ..autograd import Function
+from ..tensor import Tensor
+from .. import backend as B
+
+
+class GetItem(Function):
+    """d x[key] = scatter dy into zeros_like(x) at key"""
+    saves_inputs = False
+
+    def __init__(self, key, advanced) -> None:
+        self.key, self.advanced = key, advanced
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x[self.key]
+
+    def backward(self, gy):
+        return (GetItemGrad(self.key, self.advanced, self.in_shape)(gy),)
+
+
+class GetItemGrad(Function):
+    """d scatter(dy, key) = ddx[key]: the adjoint of indexing is indexing"""
+    saves_inputs = False
+
+    def __init__(self, key, advanced, shape) -> None:
+        self.key, self.advanced, self.shape = key, advanced, shape
+
+    def forward(self, gy):
+        dev = B.device_of(gy)
+        gx = dev.xp.zeros(self.shape, dtype=gy.dtype)
+        if self.advanced:
+            dev.backend.scatter_add(gx, self.key, gy)
+        else:
+            gx[self.key] = gy
+        return gx
+
+    def backward(self, ggx):
+        return (GetItem(self.key, self.advanced)(ggx),)
+
+
+def _convert_key(x, key):
+    """Replace Tensors and lists in `key` by arrays on x's device; report advanced indexing."""
+    parts = key if isinstance(key, tuple) else (key,)
+    out, advanced = [], False
+    xp = x.device.xp
+    for k in parts:
+        if isinstance(k, Tensor):
+            if k.device is not x.device:
+                raise B.DeviceError(f"indexing a tensor on {x.device} with an index on "
+                                    f"{k.device}")
+            if k.dtype.kind not in "biu":
+                raise IndexError(f"tensors used as indices must be integer or bool, got "
+                                 f"dtype {k.dtype}")
+            k = k.data
+        elif isinstance(k, list) or B.is_array(k):
+            k = x.device.backend.asarray(k, index=x.device.index)
+            if k.dtype.kind not in "biu":
+                raise IndexError(f"arrays used as indices must be integer or bool, got "
+                                 f"dtype {k.dtype}")
+        if B.is_array(k) and k.dtype.kind != "b":
+            advanced = True  # integer arrays may repeat an index: gradients must accumulate
+        out.append(k)
+    return tuple(out) if isinstance(key, tuple) else out[0], advanced
+
+
+def getitem(x, key) -> Tensor:
+    """x[key] with NumPy's indexing rules; repeated integer indices accumulate their gradients.
+
+    Example: `x[0]`, `x[:, 1:3]`, `x[None, ..., -1]`, `x[x > 0]`, `logits[gf.arange(n), labels]`.
+    """
+    key, advanced = _convert_key(x, key)
+    try:
+        return GetItem(key, advanced)(x)
+    except IndexError as exc:
+        raise IndexError(f"index {key!r} does not fit a tensor of shape {x.shape}: {exc}") \
+            from None
