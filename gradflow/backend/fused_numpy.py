@@ -1,0 +1,196 @@
+"""Fused optimizer updates on the CPU: each parameter updated in place, no temporaries.
+
+Each update reads the gradient and writes the parameter and its state in place, through one
+scratch buffer per dtype that is reused across parameters and steps: a step allocates nothing,
+so it neither page-faults nor churns the allocator, and every pass is a single NumPy ufunc call
+with `out=`. Two implementations of Adam/AdamW (SGD and RMSprop always use the first):
+
+- "numpy" (the default): about a dozen in-place ufunc passes per parameter.
+- "numexpr": three numexpr expressions per parameter (one per updated array), each a single
+  blocked, multi-threaded pass; chosen with GRADFLOW_FUSED_CPU=numexpr or fused_cpu_impl().
+  AMSGrad always takes the NumPy path. On the 2-core machine this library is developed on,
+  numexpr's float32 interpreter made the update about 3x slower than the NumPy passes (README's
+  performance notes give the figures), hence not the default.
+
+The equations (PyTorch's, momentum convention included) are in the optimizers' docstrings:
+gradflow.optim.{SGD, Adam, AdamW, RMSprop}. Results agree with them to float rounding; the
+NumPy and numexpr paths may differ from each other in the last bit.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+__all__ = ["adam_update", "sgd_update", "rmsprop_update", "fused_cpu_impl"]
+
+_IMPL = "numpy"
+_ne = None  # numexpr, imported only when chosen (it is optional and slow to import)
+
+
+def fused_cpu_impl(name: str | None = None) -> str:
+    """Return (and with `name`, set) the CPU implementation: 'numpy' or 'numexpr'.
+
+    The environment variable GRADFLOW_FUSED_CPU sets the initial choice.
+
+    Raises:
+        ValueError: an unknown name.  ImportError: 'numexpr' without numexpr installed.
+    """
+    global _IMPL, _ne
+    if name is not None:
+        name = str(name).strip().lower()
+        if name not in ("numpy", "numexpr"):
+            raise ValueError(f"fused CPU implementation must be 'numpy' or 'numexpr', got "
+                             f"{name!r} (from fused_cpu_impl or GRADFLOW_FUSED_CPU)")
+        if name == "numexpr" and _ne is None:
+            try:
+                import numexpr
+            except ImportError:
+                raise ImportError("the 'numexpr' fused CPU implementation needs numexpr: "
+                                  "pip install numexpr, or unset GRADFLOW_FUSED_CPU") from None
+            _ne = numexpr
+        _IMPL = name
+    return _IMPL
+
+
+fused_cpu_impl(os.environ.get("GRADFLOW_FUSED_CPU", "").strip() or "numpy")
+
+
+_scratch: dict = {}
+
+
+def _buf(like, slot: int = 0):
+    """A scratch array shaped like `like`, reused across calls (grown when too small)."""
+    key = (like.dtype.str, slot)
+    flat = _scratch.get(key)
+    n = like.size
+    if flat is None or flat.size < n:
+        flat = np.empty(max(n, 1), dtype=like.dtype)
+        _scratch[key] = flat
+    return flat[:n].reshape(like.shape)
+
+
+def _effective_grad(p, g, weight_decay, maximize):
+    """grad, negated for maximize and with weight_decay * p added (L2), in scratch slot 1."""
+    if not maximize and not weight_decay:
+        return g
+    t = _buf(p, 1)
+    if maximize:
+        np.negative(g, out=t)
+    else:
+        np.copyto(t, g)
+    if weight_decay:
+        np.multiply(p, weight_decay, out=_buf(p, 2))
+        t += _buf(p, 2)
+    return t
+
+
+def adam_update(p, g, m, v, vmax, *, step: int, lr: float, beta1: float, beta2: float,
+                eps: float, weight_decay: float, decoupled: bool, maximize: bool) -> None:
+    """One Adam/AdamW step on arrays, in place: p, m, v (and vmax for AMSGrad, else None).
+
+    m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;  vmax = max(vmax, v)
+    p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    decoupled (AdamW): p = p (1 - lr wd) first, and g is not changed by weight decay.
+    """
+    if decoupled and weight_decay:
+        p *= 1.0 - lr * weight_decay
+        weight_decay = 0.0
+    g = _effective_grad(p, g, weight_decay, maximize)
+    bc1 = 1.0 - beta1 ** step
+    bc2_sqrt = math.sqrt(1.0 - beta2 ** step)
+    # lr/bc1 * m / (sqrt(v)/bc2_sqrt + eps) == (lr bc2_sqrt / bc1) * m / (sqrt(v) + eps bc2_sqrt)
+    step_size = lr * bc2_sqrt / bc1
+    eps_hat = eps * bc2_sqrt
+    if _IMPL == "numexpr" and vmax is None:
+        dt = p.dtype.type
+        _ne.evaluate("m * b1 + g * c1", out=m, casting="same_kind",
+                     local_dict={"m": m, "g": g, "b1": dt(beta1), "c1": dt(1.0 - beta1)})
+        _ne.evaluate("v * b2 + g * g * c2", out=v, casting="same_kind",
+                     local_dict={"v": v, "g": g, "b2": dt(beta2), "c2": dt(1.0 - beta2)})
+        _ne.evaluate("p - s * m / (sqrt(v) + e)", out=p, casting="same_kind",
+                     local_dict={"p": p, "m": m, "v": v, "s": dt(step_size), "e": dt(eps_hat)})
+        return
+    t = _buf(p)
+    m *= beta1
+    np.multiply(g, 1.0 - beta1, out=t)
+    m += t
+    v *= beta2
+    np.multiply(g, g, out=t)
+    t *= 1.0 - beta2
+    v += t
+    if vmax is not None:
+        np.maximum(vmax, v, out=vmax)
+        v = vmax
+    np.sqrt(v, out=t)
+    t += eps_hat
+    np.divide(m, t, out=t)
+    t *= -step_size
+    p += t
+
+
+def sgd_update(p, g, buf, *, first: bool, lr: float, momentum: float, dampening: float,
+               nesterov: bool, weight_decay: float, maximize: bool) -> None:
+    """One SGD step on arrays, in place: p and the momentum buffer `buf` (None without momentum).
+
+    d = g (+ wd p);  buf = d on the first step, else momentum buf + (1 - dampening) d
+    p = p - lr (d + momentum buf) with nesterov, else p - lr buf (p - lr d without momentum).
+    """
+    g = _effective_grad(p, g, weight_decay, maximize)
+    if buf is None:
+        np.multiply(g, -lr, out=_buf(p))
+        p += _buf(p)
+        return
+    if first:
+        np.copyto(buf, g)
+    else:
+        buf *= momentum
+        if dampening:
+            np.multiply(g, 1.0 - dampening, out=_buf(p))
+            buf += _buf(p)
+        else:
+            buf += g
+    t = _buf(p)
+    if nesterov:
+        np.multiply(buf, momentum, out=t)
+        t += g
+        t *= -lr
+    else:
+        np.multiply(buf, -lr, out=t)
+    p += t
+
+
+def rmsprop_update(p, g, square_avg, grad_avg, buf, *, lr: float, alpha: float, eps: float,
+                   weight_decay: float, momentum: float, maximize: bool) -> None:
+    """One RMSprop step on arrays, in place (grad_avg None unless centered, buf None unless
+    momentum > 0).
+
+    s = alpha s + (1 - alpha) g^2;  centered: a = alpha a + (1 - alpha) g, denom = sqrt(s - a^2)
+    + eps, else denom = sqrt(s) + eps;  momentum: buf = momentum buf + g / denom, p -= lr buf;
+    else p -= lr g / denom.
+    """
+    g = _effective_grad(p, g, weight_decay, maximize)
+    t = _buf(p)
+    square_avg *= alpha
+    np.multiply(g, g, out=t)
+    t *= 1.0 - alpha
+    square_avg += t
+    if grad_avg is not None:
+        grad_avg *= alpha
+        np.multiply(g, 1.0 - alpha, out=t)
+        grad_avg += t
+        np.multiply(grad_avg, grad_avg, out=t)
+        np.subtract(square_avg, t, out=t)
+        np.sqrt(t, out=t)
+    else:
+        np.sqrt(square_avg, out=t)
+    t += eps
+    np.divide(g, t, out=t)
+    if buf is not None:
+        buf *= momentum
+        buf += t
+        np.multiply(buf, -lr, out=t)
+    else:
+        t *= -lr
+    p += t
