@@ -80,10 +80,15 @@ _devices: dict[str, Device] = {}
 _cupy_backend = None
 
 
+_seed: int | None = None  # the last manual_seed, applied to a backend loaded after it
+
+
 def _load_cupy_backend():
     global _cupy_backend
     if _cupy_backend is None:
         from . import cupy_backend  # imported lazily: CuPy is optional and slow to import
+        if _seed is not None:
+            cupy_backend.manual_seed(_seed)  # gf.manual_seed may have run before CuPy loaded
         _cupy_backend = cupy_backend
     return _cupy_backend
 
@@ -97,7 +102,7 @@ def cuda_device_count() -> int:
     """Number of visible CUDA GPUs (0 when CuPy is not installed or no GPU is visible)."""
     try:
         cb = _load_cupy_backend()
-    except ImportError:
+    except Exception:  # not installed, or a broken install (missing CUDA libraries)
         return 0
     return cb.device_count()
 
@@ -152,11 +157,17 @@ def _cuda_backend_for(name: str, index: int):
             f"device '{name}' needs CuPy, which is not installed ({exc}); {CUDA_INSTALL_HINT}, "
             "or use GRADFLOW_DEVICE=cpu"
         ) from None
+    except Exception as exc:  # CuPy is there but cannot load (e.g. CUDA libraries missing)
+        raise DeviceError(
+            f"device '{name}' needs CuPy, which failed to load ({type(exc).__name__}: {exc}); "
+            f"{CUDA_INSTALL_HINT}, or use GRADFLOW_DEVICE=cpu"
+        ) from None
     count = cb.device_count()
     if count == 0:
         raise DeviceError(
-            f"device '{name}' asked for, but CuPy sees no CUDA GPU (no driver or "
-            "CUDA_VISIBLE_DEVICES hides them); use GRADFLOW_DEVICE=cpu on this machine"
+            f"device '{name}' asked for, but CuPy sees no CUDA GPU (no NVIDIA driver, a CuPy "
+            "wheel for another CUDA version, or CUDA_VISIBLE_DEVICES hides them); on a GPU "
+            f"machine {CUDA_INSTALL_HINT}; on this machine use GRADFLOW_DEVICE=cpu"
         )
     if index >= count:
         raise DeviceError(f"device '{name}' asked for, but only {count} CUDA GPU(s) are visible "
@@ -210,8 +221,11 @@ def device_of(array) -> Device:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the random generators of the CPU and of every CUDA device created so far."""
+    """Seed the random generators of the CPU and of every CUDA device, also of those first
+    used (and of CuPy first loaded) after this call."""
+    global _seed
     seed = int(seed)
+    _seed = seed
     numpy_backend.manual_seed(seed)
     if _cupy_backend is not None:
         _cupy_backend.manual_seed(seed)

@@ -14,7 +14,7 @@ def device_count() -> int:
     """Number of CUDA GPUs CuPy can see (0 when the runtime or driver is missing)."""
     try:
         return cupy.cuda.runtime.getDeviceCount()
-    except cupy.cuda.runtime.CUDARuntimeError:
+    except Exception:  # CUDARuntimeError without a driver; other errors for missing libraries
         return 0
 
 
@@ -26,6 +26,20 @@ def rng(index: int = 0):
             g = cupy.random.default_rng(_seed)
         _rngs[index] = g
     return g
+
+
+def randperm(n: int, index: int = 0):
+    """A random permutation of 0..n-1 (int64) on GPU `index`.
+
+    Sorting uniform draws: CuPy's Generator has no `permutation` in every release.
+    """
+    with cupy.cuda.Device(index):
+        return cupy.argsort(rng(index).random(n)).astype(cupy.int64, copy=False)
+
+
+def use(index: int = 0):
+    """A context manager making GPU `index` current, so new arrays are allocated there."""
+    return cupy.cuda.Device(index)
 
 
 def manual_seed(seed: int) -> None:
@@ -64,6 +78,20 @@ def device_name(index: int = 0) -> str:
 
 
 def memory_pool_bytes(index: int = 0) -> tuple[int, int]:
-    """(used, total) bytes of CuPy's default memory pool."""
-    pool = cupy.get_default_memory_pool()
-    return pool.used_bytes(), pool.total_bytes()
+    """(used, total) bytes of CuPy's default memory pool on GPU `index`.
+
+    The pool keeps freed blocks for reuse, so after `free_memory_pool` and a run, `total` is the
+    most the run held at once (its peak).
+    """
+    with cupy.cuda.Device(index):  # the pool reports on the current device
+        pool = cupy.get_default_memory_pool()
+        return pool.used_bytes(), pool.total_bytes()
+
+
+def free_memory_pool(index: int = 0) -> None:
+    """Give the unused blocks of CuPy's default memory pool on GPU `index` back to the driver."""
+    with cupy.cuda.Device(index):
+        cupy.get_default_memory_pool().free_all_blocks()
+
+
+from .fused_cupy import adam_update, sgd_update, rmsprop_update  # noqa: E402,F401  (optimizers)

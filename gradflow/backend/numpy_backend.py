@@ -1,4 +1,6 @@
 """The CPU backend: NumPy arrays, np.add.at for scatter-add, one seeded Generator."""
+import contextlib
+
 import numpy as np
 
 xp = np
@@ -17,6 +19,19 @@ def manual_seed(seed: int) -> None:
     """Re-seed the CPU generator so draws are reproducible."""
     global _rng
     _rng = np.random.default_rng(seed)
+
+
+def randperm(n: int, index: int = 0) -> np.ndarray:
+    """A random permutation of 0..n-1 (int64) from the CPU's generator."""
+    return _rng.permutation(n).astype(np.int64, copy=False)
+
+
+_CPU = contextlib.nullcontext()
+
+
+def use(index: int = 0):
+    """A context manager making device `index` current for new arrays: nothing to do on the CPU."""
+    return _CPU
 
 
 def asarray(data, dtype=None, index: int = 0):
@@ -49,3 +64,10 @@ def device_name(index: int = 0) -> str:
 def memory_pool_bytes(index: int = 0) -> tuple[int, int]:
     """(used, total) bytes held by a device memory pool: the CPU has none."""
     return 0, 0
+
+
+def free_memory_pool(index: int = 0) -> None:
+    """Empty the device memory pool: the CPU has none."""
+
+
+from .fused_numpy import adam_update, sgd_update, rmsprop_update  # noqa: E402,F401  (optimizers)

@@ -72,9 +72,28 @@ def _convert_key(x, key):
 
 
 def getitem(x, key) -> Tensor:
-    """x[key] with NumPy's indexing rules; repeated integer indices accumulate their gradients.
+    """x[key] with NumPy's indexing rules (the `x[...]` operator calls this).
 
-    Example: `x[0]`, `x[:, 1:3]`, `x[None, ..., -1]`, `x[x > 0]`, `logits[gf.arange(n), labels]`.
+    Keys: ints, slices, None (a new axis), Ellipsis, bool masks (Tensors, arrays or lists) and
+    integer index arrays (Tensors, arrays or lists). The gradient is scattered back into zeros of
+    x's shape; where an integer index array repeats an index, the gradients of the repeats add up.
+
+    Args:
+        x: a Tensor.
+        key: the index, as for a NumPy array.
+
+    Returns:
+        A Tensor (0-d for a single element).
+
+    Raises:
+        IndexError: the key does not fit x's shape (the key and shape are named), or an index
+            tensor is not integer or bool.
+        DeviceError: an index tensor lives on another device than x.
+
+    Example:
+        >>> x = gf.arange(12.0).reshape(3, 4)
+        >>> x[0], x[:, 1:3], x[None, ..., -1], x[x > 5]
+        >>> logits[gf.arange(n), labels]          # one entry per row: the label's score
     """
     key, advanced = _convert_key(x, key)
     try:

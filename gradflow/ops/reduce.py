@@ -9,7 +9,7 @@ import builtins
 from ..autograd import Function
 from ..tensor import Tensor
 from ._util import const, keepdims_shape, normalize_axis
-from .elementwise import exp, self_xp
+from .elementwise import exp, self_xp, where
 from .shape import broadcast_to, reshape
 
 
@@ -32,7 +32,14 @@ class Sum(Function):
         return x.sum(axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, gy):
+        if len(self.axes) == len(self.shape):  # a full sum: gy broadcasts as it is, no reshape
+            return (broadcast_to(gy, self.shape),)
         return (broadcast_to(_expand(gy, self.shape, self.axes, self.keepdims), self.shape),)
+
+    def backward_arrays(self, gy):
+        if len(self.axes) != len(self.shape) and not self.keepdims:
+            gy = gy.reshape(keepdims_shape(self.shape, self.axes))
+        return (self_xp(gy).broadcast_to(gy, self.shape),)
 
 
 class Mean(Function):
@@ -53,6 +60,15 @@ class Mean(Function):
         g = _expand(gy, self.shape, self.axes, self.keepdims) * (1.0 / builtins.max(n, 1))
         return (broadcast_to(g, self.shape),)
 
+    def backward_arrays(self, gy):
+        n = 1
+        for a in self.axes:
+            n *= self.shape[a]
+        xp = self_xp(gy)  # before the product: a 0-d array times a number is a NumPy scalar
+        if not self.keepdims:
+            gy = gy.reshape(keepdims_shape(self.shape, self.axes))
+        return (xp.broadcast_to(gy * (1.0 / builtins.max(n, 1)), self.shape),)
+
 
 class Max(Function):
     """d max(x) goes to the positions equal to the max; ties share it evenly"""
@@ -62,9 +78,9 @@ class Max(Function):
         self.axes, self.keepdims, self.larger = axes, keepdims, larger
 
     def forward(self, x):
-        if x.size == 0:
-            raise ValueError(f"{'max' if self.larger else 'min'} of an empty tensor "
-                             f"(shape {x.shape}) has no value")
+        if x.size == 0 and (not self.axes or builtins.any(x.shape[a] == 0 for a in self.axes)):
+            raise ValueError(f"{'max' if self.larger else 'min'} over an empty axis (shape "
+                             f"{x.shape}, axis {self.axes}) has no value")
         if self.larger:
             return x.max(axis=self.axes, keepdims=self.keepdims)
         return x.min(axis=self.axes, keepdims=self.keepdims)
@@ -86,6 +102,14 @@ class Min(Max):
         super().__init__(axes, keepdims, larger=False)
 
 
+def _shift(xp, x, axes):
+    # The max over `axes` (keepdims), subtracted before exp so that nothing overflows. An empty
+    # tensor has no max, and any shift is exact there: zeros keep sum(exp) = 0, logsumexp -inf.
+    if x.size == 0:
+        return xp.zeros(keepdims_shape(x.shape, axes), dtype=x.dtype)
+    return x.max(axis=axes if x.ndim else None, keepdims=True)
+
+
 class LogSumExp(Function):
     """d logsumexp(x) = softmax(x) dx = exp(x - y) dx"""
     saves_output = True
@@ -95,7 +119,7 @@ class LogSumExp(Function):
 
     def forward(self, x):
         xp = self_xp(x)
-        m = x.max(axis=self.axes, keepdims=True)
+        m = _shift(xp, x, self.axes)
         # A slice of all -inf would give -inf - -inf = nan; shifting by 0 there keeps -inf.
         m = xp.where(xp.isfinite(m), m, 0)
         y = xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True)) + m
@@ -105,6 +129,9 @@ class LogSumExp(Function):
         (x,) = self.inputs
         y = self.saved_output()
         yk = _expand(y, x.shape, self.axes, self.keepdims)
+        # A slice of all -inf has y = -inf and exp(-inf - -inf) = nan: shift it by 0 instead,
+        # so it gets gradient 0 (it has no finite element to pass it to).
+        yk = where(const(y.device.xp.isfinite(yk.data), y.device), yk, 0.0)
         gk = _expand(gy, x.shape, self.axes, self.keepdims)
         return (gk * exp(x - yk),)
 
@@ -119,7 +146,7 @@ class Softmax(Function):
 
     def forward(self, x):
         xp = self_xp(x)
-        e = xp.exp(x - x.max(axis=self.axis, keepdims=True))
+        e = xp.exp(x - _shift(xp, x, (self.axis,)))
         return e / e.sum(axis=self.axis, keepdims=True)
 
     def backward(self, gy):
@@ -137,7 +164,7 @@ class LogSoftmax(Function):
 
     def forward(self, x):
         xp = self_xp(x)
-        z = x - x.max(axis=self.axis, keepdims=True)
+        z = x - _shift(xp, x, (self.axis,))
         return z - xp.log(xp.exp(z).sum(axis=self.axis, keepdims=True))
 
     def backward(self, gy):
@@ -152,19 +179,60 @@ def _reduce(cls, name, x, axis, keepdims):
 
 
 def sum(x, axis=None, keepdims=False) -> Tensor:
-    """Sum over `axis` (int, tuple or None for all). Example: `x.sum(axis=0)`."""
+    """The sum over `axis`.
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+
+    Returns:
+        A Tensor; a 0-d Tensor when every axis is reduced (use .item() for the number).
+
+    Example:
+        >>> x = gf.tensor([[1., 2.], [3., 4.]])
+        >>> x.sum(axis=0)                         # tensor([4., 6.])
+        >>> x.sum(axis=(0, 1), keepdims=True)     # tensor([[10.]])
+    """
     return _reduce(Sum, "sum", x, axis, keepdims)
 
 
 def mean(x, axis=None, keepdims=False) -> Tensor:
-    """Arithmetic mean over `axis` (int, tuple or None for all)."""
+    """The arithmetic mean over `axis` (nan over an empty axis, as in NumPy).
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+
+    Returns:
+        A Tensor of x's dtype.
+
+    Example:
+        >>> gf.tensor([[1., 2.], [3., 4.]]).mean(axis=1)   # tensor([1.5, 3.5])
+    """
     return _reduce(Mean, "mean", x, axis, keepdims)
 
 
 def var(x, axis=None, keepdims=False, ddof=0) -> Tensor:
-    """Variance over `axis`: mean((x - mean(x))**2) * n / (n - ddof).
+    """The variance over `axis`: sum((x - mean(x))**2) / (n - ddof).
 
     ddof=0 (NumPy's default) is the population variance; ddof=1 is PyTorch's unbiased default.
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+        ddof: delta degrees of freedom.
+
+    Returns:
+        A Tensor of x's dtype.
+
+    Raises:
+        ValueError: n - ddof <= 0 (no degrees of freedom left).
+
+    Example:
+        >>> gf.tensor([1., 2., 3., 4.]).var()          # tensor(1.25)
     """
     axes = normalize_axis(axis, x.ndim, "var")
     n = 1
@@ -178,23 +246,89 @@ def var(x, axis=None, keepdims=False, ddof=0) -> Tensor:
 
 
 def std(x, axis=None, keepdims=False, ddof=0) -> Tensor:
-    """Standard deviation over `axis`: sqrt(var(x, axis, keepdims, ddof))."""
+    """The standard deviation over `axis`: sqrt(var(x, axis, keepdims, ddof)).
+
+    Its gradient is infinite where the variance is 0 (all values equal).
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+        ddof: delta degrees of freedom (see `var`).
+
+    Returns:
+        A Tensor of x's dtype.
+
+    Example:
+        >>> gf.tensor([1., 3.]).std()                  # tensor(1.)
+    """
     from .elementwise import sqrt
     return sqrt(var(x, axis, keepdims, ddof))
 
 
 def max(x, axis=None, keepdims=False) -> Tensor:
-    """Largest value over `axis`. Ties: the gradient is split evenly among the maxima."""
+    """The largest value over `axis`.
+
+    Ties: the gradient is split evenly among all positions equal to the maximum (two maxima get
+    half each), so it still sums to the upstream gradient; PyTorch's full reduction does the same.
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+
+    Returns:
+        A Tensor of x's dtype.
+
+    Raises:
+        ValueError: a reduced axis is empty.
+
+    Example:
+        >>> x = gf.tensor([1., 3., 3.], requires_grad=True)
+        >>> x.max().backward()                         # x.grad is [0., 0.5, 0.5]
+    """
     return _reduce(Max, "max", x, axis, keepdims)
 
 
 def min(x, axis=None, keepdims=False) -> Tensor:
-    """Smallest value over `axis`. Ties: the gradient is split evenly among the minima."""
+    """The smallest value over `axis`.
+
+    Ties: the gradient is split evenly among all positions equal to the minimum.
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+
+    Returns:
+        A Tensor of x's dtype.
+
+    Raises:
+        ValueError: a reduced axis is empty.
+
+    Example:
+        >>> gf.tensor([[1., 5.], [0., 2.]]).min(axis=1)   # tensor([1., 0.])
+    """
     return _reduce(Min, "min", x, axis, keepdims)
 
 
 def logsumexp(x, axis=None, keepdims=False) -> Tensor:
-    """log(sum(exp(x))) over `axis`, computed without overflow (shifted by the max)."""
+    """log(sum(exp(x))) over `axis`, shifted by the max so that nothing overflows.
+
+    Exact for float32 values of magnitude 1e4 (where exp alone overflows); an all -inf slice gives
+    -inf, and an empty one -inf too. The gradient is softmax(x).
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+
+    Returns:
+        A Tensor of x's dtype.
+
+    Example:
+        >>> gf.tensor([1e4, 1e4]).logsumexp()          # tensor(10000.69), no overflow
+    """
     return _reduce(LogSumExp, "logsumexp", x, axis, keepdims)
 
 
@@ -203,16 +337,41 @@ def _single_axis(x, axis, name):
 
 
 def softmax(x, axis=-1) -> Tensor:
-    """exp(x) / sum(exp(x)) along `axis`, shifted by the max so large logits do not overflow."""
+    """exp(x) / sum(exp(x)) along `axis`, shifted by the max so that nothing overflows.
+
+    Args:
+        x: a Tensor.
+        axis: the one axis to normalise over (default the last).
+
+    Returns:
+        A Tensor of x's shape whose slices along `axis` sum to 1.
+
+    Example:
+        >>> gf.softmax(gf.tensor([[0., 0.], [1e4, 0.]]))   # [[0.5, 0.5], [1., 0.]]
+    """
     return Softmax(_single_axis(x, axis, "softmax"))(x)
 
 
 def log_softmax(x, axis=-1) -> Tensor:
-    """x - logsumexp(x) along `axis`: exact for logits of magnitude 1e4 in float32."""
+    """x - logsumexp(x) along `axis`: log-probabilities, stable for any logits.
+
+    Computed as z - log(sum(exp(z))) with z = x - max(x), so it is exact for float32 logits of
+    magnitude 1e4 (no overflow, no NaN, no log(0) for tiny probabilities).
+
+    Args:
+        x: a Tensor.
+        axis: the one axis to normalise over (default the last).
+
+    Returns:
+        A Tensor of x's shape.
+
+    Example:
+        >>> gf.log_softmax(gf.tensor([1e4, 0.]))       # tensor([0., -10000.])
+    """
     return LogSoftmax(_single_axis(x, axis, "log_softmax"))(x)
 
 
-# --- not differentiable ---------------------------------------------------------------------------------
+# --- not differentiable --------------------------------------------------------------------------
 class _ArgReduce(Function):
     differentiable = False
     saves_inputs = False
@@ -233,30 +392,79 @@ class _ArgReduce(Function):
 
 
 class ArgMax(_ArgReduce):
+    """argmax / argmin over one axis (int64; not differentiable)"""
     pass
 
 
 def argmax(x, axis=None, keepdims=False) -> Tensor:
-    """Index of the largest value (flat index when axis is None); int64, not differentiable."""
+    """The index of the largest value (the first one on ties); int64, not differentiable.
+
+    Args:
+        x: a Tensor.
+        axis: one int, or None for the index into the flattened tensor.
+        keepdims: keep the reduced axis as size 1.
+
+    Returns:
+        An int64 Tensor.
+
+    Example:
+        >>> gf.tensor([[1., 9.], [7., 2.]]).argmax(axis=1)   # tensor([1, 0])
+    """
     if axis is not None:
         axis = normalize_axis(axis, x.ndim, "argmax")[0]
     return ArgMax("argmax", axis, keepdims)(x)
 
 
 def argmin(x, axis=None, keepdims=False) -> Tensor:
-    """Index of the smallest value (flat index when axis is None); int64, not differentiable."""
+    """The index of the smallest value (the first one on ties); int64, not differentiable.
+
+    Args:
+        x: a Tensor.
+        axis: one int, or None for the index into the flattened tensor.
+        keepdims: keep the reduced axis as size 1.
+
+    Returns:
+        An int64 Tensor.
+
+    Example:
+        >>> gf.tensor([3., 1., 2.]).argmin()           # tensor(1)
+    """
     if axis is not None:
         axis = normalize_axis(axis, x.ndim, "argmin")[0]
     return ArgMax("argmin", axis, keepdims)(x)
 
 
 def all(x, axis=None, keepdims=False) -> Tensor:
-    """True where every element over `axis` is true (bool, not differentiable)."""
+    """True where every element over `axis` is true (nonzero); bool, not differentiable.
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+
+    Returns:
+        A bool Tensor.
+
+    Example:
+        >>> (gf.tensor([1., 2.]) > 0).all()            # tensor(True)
+    """
     return _logical_reduce("all", x, axis, keepdims)
 
 
 def any(x, axis=None, keepdims=False) -> Tensor:
-    """True where some element over `axis` is true (bool, not differentiable)."""
+    """True where some element over `axis` is true (nonzero); bool, not differentiable.
+
+    Args:
+        x: a Tensor.
+        axis: an int, a tuple of ints, or None (all axes); negative axes count from the end.
+        keepdims: keep the reduced axes as size 1, so the result broadcasts against x.
+
+    Returns:
+        A bool Tensor.
+
+    Example:
+        >>> (gf.tensor([1., -2.]) < 0).any()           # tensor(True)
+    """
     return _logical_reduce("any", x, axis, keepdims)
 
 

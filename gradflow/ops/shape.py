@@ -1,4 +1,4 @@
-"""Shape ops: reshape, transpose, broadcast and its inverse sum_to, squeeze, concatenate, stack, split.
+"""Shape ops: reshape, transpose, broadcast_to and its inverse sum_to, squeeze, concatenate, split.
 
 None of these computes anything: their gradients only move values back to where they came from.
 """
@@ -8,7 +8,8 @@ import builtins
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import normalize_axis
+from ._util import normalize_axis, sum_to_array
+from .elementwise import self_xp as _self_xp
 
 
 class Reshape(Function):
@@ -25,6 +26,9 @@ class Reshape(Function):
     def backward(self, gy):
         return (reshape(gy, self.in_shape),)
 
+    def backward_arrays(self, gy):
+        return (gy.reshape(self.in_shape),)
+
 
 class Transpose(Function):
     """d transpose(x, axes) = transpose(dy, inverse(axes))"""
@@ -37,10 +41,16 @@ class Transpose(Function):
         return x.transpose(self.axes)
 
     def backward(self, gy):
+        return (Transpose(self._inverse())(gy),)
+
+    def backward_arrays(self, gy):
+        return (gy.transpose(self._inverse()),)
+
+    def _inverse(self):
         inv = [0] * len(self.axes)
         for i, a in enumerate(self.axes):
             inv[a] = i
-        return (Transpose(tuple(inv))(gy),)
+        return tuple(inv)
 
 
 class BroadcastTo(Function):
@@ -57,6 +67,9 @@ class BroadcastTo(Function):
     def backward(self, gy):
         return (sum_to(gy, self.in_shape),)
 
+    def backward_arrays(self, gy):
+        return (sum_to_array(gy, self.in_shape),)
+
 
 class SumTo(Function):
     """d sum_to(x, shape) = broadcast_to(dy, x.shape)"""
@@ -67,14 +80,13 @@ class SumTo(Function):
 
     def forward(self, x):
         self.in_shape = x.shape
-        lead = x.ndim - len(self.shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, n in enumerate(self.shape) if n == 1 and x.shape[lead + i] != 1)
-        y = x.sum(axis=axes, keepdims=True) if axes else x
-        return y.reshape(self.shape) if lead else y
+        return sum_to_array(x, self.shape)
 
     def backward(self, gy):
         return (broadcast_to(gy, self.in_shape),)
+
+    def backward_arrays(self, gy):
+        return (_self_xp(gy).broadcast_to(gy, self.in_shape),)
 
 
 class Concatenate(Function):
@@ -92,14 +104,20 @@ class Concatenate(Function):
         out, start = [], 0
         lead = (slice(None),) * self.axis
         for x, n in zip(self.inputs, self.sizes):
-            out.append(gy[lead + (slice(start, start + n),)] if x.requires_grad else None)
+            if x.requires_grad:
+                g = gy[lead + (slice(start, start + n),)]
+                if g.dtype != x.dtype:  # mixed dtypes were promoted: cast back per input
+                    from .elementwise import astype
+                    g = astype(g, x.dtype)
+                out.append(g)
+            else:
+                out.append(None)
             start += n
         return tuple(out)
 
 
 def _xp_of(a):
-    from .elementwise import self_xp
-    return self_xp(a)
+    return _self_xp(a)
 
 
 def _shape_arg(shape):
@@ -112,9 +130,21 @@ def _shape_arg(shape):
 
 
 def reshape(x, *shape) -> Tensor:
-    """x with a new shape of the same size; one entry may be -1 (inferred).
+    """x with a new shape holding the same elements in the same (C) order.
 
-    Example: `gf.arange(6).reshape(2, 3)` or `x.reshape((2, -1))`.
+    Args:
+        x: a Tensor.
+        *shape: the new shape, as ints or one tuple; one entry may be -1 (inferred).
+
+    Returns:
+        A Tensor of the new shape (x itself when the shape does not change).
+
+    Raises:
+        ValueError: the sizes differ, or -1 appears twice or cannot be inferred; the message
+            names both shapes.
+
+    Example:
+        >>> gf.arange(6).reshape(2, 3)            # or x.reshape((2, -1))
     """
     shape = _shape_arg(shape)
     if shape == x.shape:
@@ -132,7 +162,21 @@ def reshape(x, *shape) -> Tensor:
 
 
 def transpose(x, *axes) -> Tensor:
-    """Permute the axes (reversed when none are given). Example: `x.transpose(1, 0)`."""
+    """x with its axes permuted; with no axes given, reversed (a matrix transposed).
+
+    Args:
+        x: a Tensor.
+        *axes: a permutation of range(x.ndim), as ints or one tuple (negative axes allowed).
+
+    Returns:
+        A Tensor with shape x.shape permuted (x itself for the identity permutation).
+
+    Raises:
+        ValueError: axes is not a permutation of x's axes.
+
+    Example:
+        >>> gf.zeros(2, 3, 4).transpose(2, 0, 1).shape    # (4, 2, 3); x.T reverses all axes
+    """
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
     if not axes:
@@ -148,12 +192,37 @@ def transpose(x, *axes) -> Tensor:
 
 
 def permute(x, *axes) -> Tensor:
-    """Reorder the axes (PyTorch's name for transpose with explicit axes)."""
+    """x with its axes reordered: PyTorch's name for `transpose` with explicit axes.
+
+    Args:
+        x: a Tensor.
+        *axes: a permutation of range(x.ndim).
+
+    Returns:
+        A Tensor with shape x.shape permuted.
+
+    Example:
+        >>> gf.zeros(2, 3, 4).permute(0, 2, 1).shape      # (2, 4, 3)
+    """
     return transpose(x, *axes)
 
 
 def swapaxes(x, axis1: int, axis2: int) -> Tensor:
-    """Exchange two axes. Example: `x.swapaxes(-1, -2)` transposes a batch of matrices."""
+    """x with two axes exchanged.
+
+    Args:
+        x: a Tensor.
+        axis1, axis2: the axes to exchange (negative counts from the end).
+
+    Returns:
+        A Tensor.
+
+    Raises:
+        ValueError: an axis is out of range.
+
+    Example:
+        >>> gf.zeros(5, 2, 3).swapaxes(-1, -2).shape      # (5, 3, 2): a batch of transposes
+    """
     nd = x.ndim
     for a in (axis1, axis2):
         if not -nd <= a < nd:
@@ -164,7 +233,24 @@ def swapaxes(x, axis1: int, axis2: int) -> Tensor:
 
 
 def broadcast_to(x, shape) -> Tensor:
-    """x repeated along new or size-1 axes to `shape` (NumPy broadcasting rules)."""
+    """x repeated along new leading axes and along its size-1 axes to `shape`.
+
+    NumPy's broadcasting rules; the gradient sums the copies back (`sum_to`).
+
+    Args:
+        x: a Tensor.
+        shape: the target shape.
+
+    Returns:
+        A Tensor of `shape` (x itself when the shape does not change). Its array is a read-only
+        view: write to it only after a copy.
+
+    Raises:
+        ValueError: x's shape does not broadcast to `shape` (both are named).
+
+    Example:
+        >>> gf.tensor([1., 2.]).broadcast_to((3, 2))      # three rows [1., 2.]
+    """
     shape = tuple(shape)
     if shape == x.shape:
         return x
@@ -176,7 +262,23 @@ def broadcast_to(x, shape) -> Tensor:
 
 
 def sum_to(x, shape) -> Tensor:
-    """Sum x down to `shape`: the inverse of broadcast_to, used for gradients of broadcasts."""
+    """x summed down to `shape`: the inverse of `broadcast_to`, the gradient of a broadcast.
+
+    Sums the leading axes x has beyond `shape`, then (keeping dims) the axes where `shape` has 1.
+
+    Args:
+        x: a Tensor.
+        shape: a shape that broadcasts to x.shape.
+
+    Returns:
+        A Tensor of `shape`.
+
+    Raises:
+        ValueError: `shape` does not broadcast to x.shape.
+
+    Example:
+        >>> gf.sum_to(gf.ones(3, 2), (1, 2))             # tensor([[3., 3.]])
+    """
     shape = tuple(shape)
     if shape == x.shape:
         return x
@@ -189,7 +291,21 @@ def sum_to(x, shape) -> Tensor:
 
 
 def squeeze(x, axis=None) -> Tensor:
-    """Drop axes of size 1 (all of them, or those in `axis`)."""
+    """x without axes of size 1 (all of them, or those in `axis`).
+
+    Args:
+        x: a Tensor.
+        axis: None (every size-1 axis), an int or a tuple of ints.
+
+    Returns:
+        A Tensor with the same elements.
+
+    Raises:
+        ValueError: a named axis does not have size 1, or is out of range.
+
+    Example:
+        >>> gf.zeros(1, 3, 1).squeeze().shape             # (3,)
+    """
     if axis is None:
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
     else:
@@ -202,7 +318,21 @@ def squeeze(x, axis=None) -> Tensor:
 
 
 def unsqueeze(x, axis: int) -> Tensor:
-    """Insert an axis of size 1 at position `axis` (negative counts from the end)."""
+    """x with a new axis of size 1 inserted at position `axis`.
+
+    Args:
+        x: a Tensor.
+        axis: the position of the new axis in the result (-1 appends it).
+
+    Returns:
+        A Tensor with one more dimension.
+
+    Raises:
+        ValueError: axis is out of range for a result with x.ndim + 1 dims.
+
+    Example:
+        >>> gf.zeros(3).unsqueeze(0).shape                # (1, 3)
+    """
     nd = x.ndim + 1
     if not -nd <= axis < nd:
         raise ValueError(f"unsqueeze: axis {axis} is out of range for a result with {nd} dims")
@@ -213,8 +343,22 @@ def unsqueeze(x, axis: int) -> Tensor:
 
 
 def flatten(x, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-    """Merge axes start_axis..end_axis (inclusive) into one. Example: (N, 1, 28, 28) -> (N, 784)
-    with `x.flatten(1)`."""
+    """x with axes start_axis..end_axis (inclusive) merged into one.
+
+    Args:
+        x: a Tensor (a 0-d one becomes shape (1,)).
+        start_axis: the first axis to merge (default 0).
+        end_axis: the last axis to merge (default -1, the last).
+
+    Returns:
+        A Tensor.
+
+    Raises:
+        ValueError: start_axis comes after end_axis.
+
+    Example:
+        >>> gf.zeros(8, 1, 28, 28).flatten(1).shape       # (8, 784)
+    """
     if x.ndim == 0:
         return reshape(x, (1,))
     s, e = start_axis % x.ndim, end_axis % x.ndim
@@ -228,7 +372,21 @@ def flatten(x, start_axis: int = 0, end_axis: int = -1) -> Tensor:
 
 
 def concatenate(tensors, axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis; all other dims must match."""
+    """The tensors joined along an existing axis; every other dim must match.
+
+    Args:
+        tensors: a sequence of Tensors with the same number of dims (on one device).
+        axis: the axis to join along (default 0).
+
+    Returns:
+        A Tensor; its gradient is split back into the matching slices.
+
+    Raises:
+        ValueError: no tensors, 0-d tensors, or shapes that differ off `axis` (all are named).
+
+    Example:
+        >>> gf.concatenate([gf.zeros(2, 3), gf.ones(1, 3)]).shape   # (3, 3)
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueError("concatenate: needs at least one tensor")
@@ -248,7 +406,21 @@ cat = concatenate
 
 
 def stack(tensors, axis: int = 0) -> Tensor:
-    """Join same-shaped tensors along a new axis."""
+    """Same-shaped tensors joined along a new axis.
+
+    Args:
+        tensors: a sequence of Tensors of one shape.
+        axis: where the new axis goes in the result (default 0).
+
+    Returns:
+        A Tensor with one more dimension.
+
+    Raises:
+        ValueError: no tensors, or different shapes (all are named).
+
+    Example:
+        >>> gf.stack([gf.zeros(3), gf.ones(3)], axis=1).shape      # (3, 2)
+    """
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: needs at least one tensor")
@@ -260,9 +432,23 @@ def stack(tensors, axis: int = 0) -> Tensor:
 
 
 def split(x, sections, axis: int = 0) -> list:
-    """Split x along `axis` into `sections` equal parts (an int) or at the given indices (a list).
+    """x cut along `axis` into pieces, like numpy.split (not torch.split).
 
-    Like numpy.split: `gf.split(x, 3)` or `gf.split(x, [2, 5])`.
+    Args:
+        x: a Tensor.
+        sections: an int (that many equal pieces; it must divide the axis), or a list of indices
+            at which to cut.
+        axis: the axis to cut (default 0).
+
+    Returns:
+        A list of Tensors (views of x by slicing: each one's gradient flows back into its part).
+
+    Raises:
+        ValueError: an int `sections` does not divide the axis.
+
+    Example:
+        >>> a, b = gf.split(gf.arange(6), 2)              # [0, 1, 2] and [3, 4, 5]
+        >>> parts = gf.split(gf.arange(6), [1, 4])        # [0], [1, 2, 3], [4, 5]
     """
     ax = normalize_axis(axis, x.ndim, "split")[0]
     n = x.shape[ax]
