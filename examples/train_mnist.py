@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""Train a multilayer perceptron on MNIST, on the CPU or a CUDA GPU, with checkpoints and a plot.
+
+The classic Chainer MNIST example, in gradflow: an MLP 784-1000-1000-10 with ReLU, trained with
+Adam (lr 1e-3) on batches of 100. Each epoch prints a progress bar with the running loss, then
+one line with the train loss, test accuracy, seconds and samples/s. After every epoch a
+checkpoint (model, optimizer, epoch, data-loader and random-generator state, history) is written
+atomically, so `--resume` continues exactly where the run stopped; at the end a PNG of the loss
+and accuracy curves is written next to it. Ctrl-C stops at the end of the current batch and
+saves a checkpoint to resume from.
+
+    python examples/train_mnist.py                              # MNIST, 10 epochs, on the CPU
+    GRADFLOW_DEVICE=cuda python examples/train_mnist.py         # the same on the GPU
+    python examples/train_mnist.py --dataset fashion-mnist --epochs 3 --schedule cosine
+    python examples/train_mnist.py --dataset mnist-sample --epochs 5 --hidden 256,256
+    python examples/train_mnist.py --epochs 20 --resume runs/train_mnist/checkpoint.gf
+
+Data: `--dataset mnist` looks for the files on disk (GRADFLOW_DATA, ~/.cache/gradflow/mnist, or
+--data-root) and downloads them when it can; with neither, it says so in one line and trains on
+the 5,000-digit MNIST sample that ships with gradflow (`--dataset mnist-sample`).
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import gradflow as gf
+except ImportError:  # run from a source checkout without `pip install -e .`
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import gradflow as gf
+
+from gradflow import nn, optim
+from gradflow.data import DataLoader, IDXError
+from gradflow.datasets import MNIST, FashionMNIST, MNISTSample, DatasetNotFoundError
+
+F = nn.functional
+CHECKPOINT = "checkpoint.gf"
+CURVES = "curves.png"
+DEFAULT_OUT = Path("runs") / "train_mnist"
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Train an MLP on MNIST with gradflow (CPU or CUDA).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist", "mnist-sample"),
+                   default="mnist", help="mnist falls back to mnist-sample when it has no files")
+    p.add_argument("--epochs", type=int, default=10, help="train until this many epochs are done")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="sgd uses momentum 0.9")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                   help="cosine: anneal the lr to 0 over the run's batches")
+    p.add_argument("--hidden", type=_sizes, default=[1000, 1000],
+                   help="hidden layer widths, comma-separated")
+    p.add_argument("--device", default=None,
+                   help="cpu, cuda or cuda:N (overrides GRADFLOW_DEVICE; default: it, else cpu)")
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling")
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"directory for {CHECKPOINT} and {CURVES} (default: {DEFAULT_OUT}, or "
+                        "the directory of --resume)")
+    p.add_argument("--resume", type=Path, default=None, metavar="CHECKPOINT",
+                   help="continue from this checkpoint file (or a directory holding one); "
+                        "the model, optimizer, data set, batch size and seed are the saved ones")
+    p.add_argument("--data-root", type=Path, default=None,
+                   help="directory with the data set's files (default: GRADFLOW_DATA, else "
+                        "~/.cache/gradflow)")
+    p.add_argument("--no-plot", action="store_true", help="do not write the PNG of the curves")
+    args = p.parse_args(argv)
+    if args.epochs < 1 or args.batch_size < 1 or (args.lr is not None and not args.lr > 0):
+        p.error(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {args.epochs}, "
+                f"{args.batch_size}, {args.lr}")
+    return args
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ints, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive widths, got {text!r}")
+    return sizes
+
+
+# --- data, model, optimizer -------------------------------------------------------------------
+def load_data(name: str, device, root=None):
+    """(train, test, description) for --dataset `name`, both held on `device`."""
+    if name == "mnist-sample":
+        return (MNISTSample(train=True, device=device), MNISTSample(train=False, device=device),
+                "MNIST sample (embedded)")
+    cls = MNIST if name == "mnist" else FashionMNIST
+    try:
+        train = cls(root=root, train=True, device=device)
+        test = cls(root=root, train=False, device=device)
+    except DatasetNotFoundError as exc:
+        if name != "mnist":
+            raise
+        where = str(exc).splitlines()[1].removeprefix("Looked in: ")
+        print(f"MNIST files not found in {where} and not downloadable: training on the "
+              "embedded 5,000-digit MNIST sample instead (--dataset mnist-sample)", flush=True)
+        return load_data("mnist-sample", device)
+    return train, test, f"{cls.title} from {train.files[0].parent}"
+
+
+def make_optimizer(name: str, params, lr: float) -> optim.Optimizer:
+    """The optimizer called `name` over `params`."""
+    if name == "adam":
+        return optim.Adam(params, lr=lr)
+    if name == "adamw":
+        return optim.AdamW(params, lr=lr)
+    if name == "sgd":
+        return optim.SGD(params, lr=lr, momentum=0.9)
+    return optim.RMSprop(params, lr=lr)
+
+
+def evaluate(model: nn.Module, loader: DataLoader) -> tuple[float, float]:
+    """(accuracy, mean loss) of `model` over `loader`, in eval mode and without the tape."""
+    model.eval()
+    correct = total_loss = None
+    n = 0
+    with gf.no_grad():
+        for x, y in loader:
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, reduction="sum")
+            hits = (logits.argmax(axis=1) == y).sum()
+            # Summed on the device: one transfer at the end instead of one per batch.
+            total_loss = loss if total_loss is None else total_loss + loss
+            correct = hits if correct is None else correct + hits
+            n += len(y)
+    model.train()
+    return correct.item() / n, total_loss.item() / n
+
+
+# --- checkpoints and the plot -----------------------------------------------------------------
+def _cpu_rng():
+    return gf.device("cpu").backend.rng().bit_generator
+
+
+def save_checkpoint(path: Path, *, config, epoch, model, opt, sched, loader, history,
+                    partial=None):
+    """Write everything a resumed run needs, atomically (gf.save renames a complete file)."""
+    gf.save({
+        "config": config, "epoch": epoch, "model": model.state_dict(),
+        "optimizer": opt.state_dict(), "loader": loader.state_dict(),
+        "scheduler": sched.state_dict() if sched is not None else None,
+        # The shuffling order of later epochs is drawn from the CPU generator.
+        "rng": {"cpu": _cpu_rng().state}, "history": history, "partial": partial,
+    }, path)
+
+
+def plot_curves(history: dict, path: Path, title: str) -> None:
+    """Write a PNG with the training loss (per batch and per epoch) and the test accuracy."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    epochs = list(range(1, len(history["test_acc"]) + 1))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    it = np.asarray(history["iter_loss"], dtype=np.float64)
+    if it.size:
+        per_epoch = it.size / max(len(epochs), 1)
+        w = max(1, int(per_epoch // 10))  # a moving mean: single batches are too noisy to read
+        smooth = np.convolve(it, np.ones(w) / w, mode="valid")
+        ax1.plot((np.arange(smooth.size) + w) / per_epoch, smooth, lw=0.8, alpha=0.5,
+                 color="tab:blue", label=f"train loss (mean of {w} batches)")
+    ax1.plot(epochs, history["train_loss"], "o-", color="tab:blue", label="train loss (epoch)")
+    ax1.plot(epochs, history["test_loss"], "s-", color="tab:orange", label="test loss")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy", yscale="log", title="loss")
+    ax1.legend()
+    ax2.plot(epochs, [100 * a for a in history["test_acc"]], "o-", color="tab:green")
+    ax2.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy")
+    ax2.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax2.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+# --- training ---------------------------------------------------------------------------------
+class _StopFlag:
+    """Ctrl-C asks the loop to stop at the next batch boundary, where the state is consistent."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:  # not the main thread: keep the default behaviour
+            self._previous = None
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+def _progress(iterable, desc: str, total: int):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is optional: train without a bar
+        return iterable, print
+    bar = tqdm(iterable, desc=desc, total=total, unit="batch", leave=False, dynamic_ncols=True)
+    return bar, tqdm.write
+
+
+def _resume_path(p: Path) -> Path:
+    return p / CHECKPOINT if p.is_dir() else p
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Run the training `args` describe; returns the history (losses, accuracies, timings)."""
+    if args.device is not None:
+        gf.set_default_device(args.device)
+    device = gf.default_device()
+    gf.manual_seed(args.seed)
+
+    ckpt = None
+    if args.resume is not None:
+        ckpt_path = _resume_path(args.resume)
+        ckpt = gf.load(ckpt_path, device=device)
+    out = args.out or (_resume_path(args.resume).parent if args.resume else DEFAULT_OUT)
+    out.mkdir(parents=True, exist_ok=True)
+
+    dataset = args.dataset if ckpt is None else ckpt["config"]["dataset"]
+    train_set, test_set, data_desc = load_data(dataset, device, args.data_root)
+    config = {"dataset": dataset if "sample" not in data_desc else "mnist-sample",
+              "hidden": list(args.hidden), "optimizer": args.optimizer,
+              "lr": args.lr if args.lr is not None else 1e-3,
+              "batch_size": args.batch_size, "seed": args.seed, "schedule": args.schedule}
+    if ckpt is not None:
+        saved = ckpt["config"]
+        if args.lr is not None and args.lr != saved["lr"]:
+            print(f"note: --lr {args.lr} ignored: the checkpoint's optimizer state has lr "
+                  f"{saved['lr']:g}")
+        config.update({k: saved[k] for k in ("dataset", "hidden", "optimizer", "lr",
+                                             "batch_size", "seed", "schedule")})
+
+    sizes = [784, *config["hidden"], 10]
+    model = nn.MLP(sizes, activation="relu", device=device)
+    opt = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
+    loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True, device=device)
+    test_loader = DataLoader(test_set, batch_size=1000, device=device)
+    sched = None
+    if config["schedule"] == "cosine":  # stepped per batch; a resumed run keeps the saved length
+        sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * len(loader))
+    history = {"train_loss": [], "test_loss": [], "test_acc": [], "seconds": [],
+               "samples_per_s": [], "iter_loss": []}
+    start_epoch, partial = 0, None
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        loader.load_state_dict(ckpt["loader"])
+        if sched is not None:
+            sched.load_state_dict(ckpt["scheduler"])
+            if sched.T_max != args.epochs * len(loader):
+                print(f"note: the cosine schedule keeps its planned length of "
+                      f"{sched.T_max // len(loader)} epoch(s)")
+        _cpu_rng().state = ckpt["rng"]["cpu"]
+        history = ckpt["history"]
+        start_epoch, partial = ckpt["epoch"], ckpt["partial"]
+
+    n_params = sum(p.size for p in model.parameters())
+    print(f"{data_desc}: {len(train_set)} train / {len(test_set)} test images | device "
+          f"{device} | MLP {'-'.join(map(str, sizes))} ({n_params:,} parameters) | "
+          f"{config['optimizer']} lr {config['lr']:g}"
+          + (" (cosine)" if sched is not None else "") + f" | batch {config['batch_size']}"
+          + (f" | resumed after epoch {start_epoch}"
+             + (f" + {partial['batches']} batches" if partial else "") if ckpt else ""),
+          flush=True)
+    ckpt_file = out / CHECKPOINT
+    state = dict(config=config, model=model, opt=opt, sched=sched, loader=loader,
+                 history=history)
+
+    with _StopFlag() as stop:
+        for epoch in range(start_epoch + 1, args.epochs + 1):
+            done = _train_epoch(epoch, args.epochs, model, opt, loader, test_loader, device,
+                                history, partial, stop, ckpt_file, state)
+            partial = None
+            if not done:
+                print(f"stopped during epoch {epoch}; checkpoint {ckpt_file}: continue with "
+                      f"--resume {ckpt_file}", flush=True)
+                history["interrupted"] = True
+                return history
+    if ckpt is not None and start_epoch >= args.epochs:
+        print(f"the checkpoint already has {start_epoch} epoch(s) (--epochs {args.epochs})")
+    if not args.no_plot and history["test_acc"]:
+        plot_curves(history, out / CURVES, f"{data_desc}, MLP {'-'.join(map(str, sizes))}, "
+                                           f"{config['optimizer']}, device {device}")
+        print(f"curves: {out / CURVES}")
+    print(f"checkpoint: {ckpt_file}")
+    if history["test_acc"]:
+        print(f"final test accuracy {100 * history['test_acc'][-1]:.2f}% after "
+              f"{len(history['test_acc'])} epoch(s)", flush=True)
+    return history
+
+
+def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history, partial, stop,
+                 ckpt_file, state) -> bool:
+    """One epoch (or the rest of one); returns False when stopped by Ctrl-C (after saving)."""
+    model.train()
+    losses = []                               # 0-d tensors on the device: no sync per batch
+    seen = partial["seen"] if partial else 0
+    done_before = partial["batches"] if partial else 0
+    carried = partial["loss_sum"] if partial else 0.0
+    elapsed = partial["seconds"] if partial else 0.0
+    iter_before = list(partial["iter_loss"]) if partial else []
+    running = None
+    bar, write = _progress(loader, f"epoch {epoch}/{epochs}", len(loader) - done_before)
+    t0 = time.perf_counter()
+    for i, (x, y) in enumerate(bar):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if state["sched"] is not None:
+            state["sched"].step()
+        loss = loss.detach()
+        losses.append(loss)
+        running = loss * len(y) if running is None else running + loss * len(y)
+        seen += len(y)
+        if hasattr(bar, "set_postfix") and (i % 20 == 0 or i == len(bar) - 1):
+            bar.set_postfix(loss=f"{(carried + running.item()) / seen:.4f}", refresh=False)
+        if stop.requested:
+            device.synchronize()
+            iter_loss = iter_before + [float(v) for v in gf.stack(losses).numpy()]
+            partial = {"batches": done_before + i + 1, "seen": seen,
+                       "loss_sum": carried + running.item(), "iter_loss": iter_loss,
+                       "seconds": elapsed + time.perf_counter() - t0}
+            save_checkpoint(ckpt_file, epoch=epoch - 1, partial=partial, **state)
+            if hasattr(bar, "close"):
+                bar.close()
+            return False
+    device.synchronize()
+    seconds = elapsed + time.perf_counter() - t0
+    if hasattr(bar, "close"):
+        bar.close()
+    loss_sum = carried + (running.item() if running is not None else 0.0)
+    iter_loss = iter_before + ([float(v) for v in gf.stack(losses).numpy()] if losses else [])
+    acc, test_loss = evaluate(model, test_loader)
+    history["train_loss"].append(loss_sum / seen)
+    history["test_loss"].append(test_loss)
+    history["test_acc"].append(acc)
+    history["seconds"].append(seconds)
+    history["samples_per_s"].append(seen / seconds)
+    history["iter_loss"].extend(iter_loss)
+    write(f"epoch {epoch:>3}/{epochs}  train loss {loss_sum / seen:.4f}  test loss "
+          f"{test_loss:.4f}  test acc {100 * acc:.2f}%  {seconds:.1f} s  "
+          f"{seen / seconds:,.0f} samples/s")
+    save_checkpoint(ckpt_file, epoch=epoch, **state)
+    return True
+
+
+def main(argv=None) -> dict:
+    """Command-line entry point; returns the training history (used by the tests)."""
+    args = parse_args(argv)
+    try:
+        return train(args)
+    except (gf.DeviceError, FileNotFoundError, IDXError, gf.serialization.CheckpointError,
+            nn.StateDictError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    sys.exit(130 if main().get("interrupted") else 0)

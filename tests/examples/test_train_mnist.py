@@ -1,0 +1,198 @@
+"""examples/train_mnist.py: accuracy it reaches, outputs, exact resume, fallback and bad input."""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import gradflow as gf
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "examples" / "train_mnist.py"
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+_spec = importlib.util.spec_from_file_location("train_mnist", SCRIPT)
+tm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tm)
+
+SMALL = ["--dataset", "mnist-sample", "--hidden", "32", "--batch-size", "200"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    # No files from the developer's cache, no real network, and the default device restored.
+    monkeypatch.setenv("GRADFLOW_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setattr(tm.MNIST, "mirrors", ("http://127.0.0.1:9/",))
+    prev = gf.default_device()
+    yield
+    gf.set_default_device(prev)
+
+
+def _bits(t):
+    return t.numpy().tobytes()
+
+
+def _checkpoint_params(path):
+    return {k: _bits(v) for k, v in gf.load(path)["model"].items()}
+
+
+def test_sample_accuracy_reaches_92_percent(tmp_path, capsys):
+    """The default model (784-1000-1000-10, Adam 1e-3, batch 100) on the embedded sample."""
+    t0 = time.perf_counter()
+    hist = tm.main(["--dataset", "mnist-sample", "--epochs", "8", "--out", str(tmp_path),
+                    "--no-plot"])
+    seconds = time.perf_counter() - t0
+    out = capsys.readouterr().out
+    with capsys.disabled():
+        print(f"\n[mnist-sample] test accuracy per epoch: "
+              f"{[round(100 * a, 2) for a in hist['test_acc']]} in {seconds:.1f} s")
+    assert "MLP 784-1000-1000-10 (1,796,010 parameters) | adam lr 0.001 | batch 100" in out
+    assert hist["test_acc"][-1] >= 0.92
+
+
+@pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").exists(),
+                    reason=f"Fashion-MNIST files not found at {FASHION} (install Debian's "
+                           "dataset-fashion-mnist package, or put the files in "
+                           "$GRADFLOW_DATA/fashion-mnist) ")
+def test_fashion_mnist_reaches_88_percent_in_3_epochs(tmp_path, capsys):
+    """The default model with the learning rate annealed to 0 over the 3 epochs (cosine)."""
+    t0 = time.perf_counter()
+    hist = tm.main(["--dataset", "fashion-mnist", "--epochs", "3", "--schedule", "cosine",
+                    "--out", str(tmp_path), "--no-plot"])
+    seconds = time.perf_counter() - t0
+    with capsys.disabled():
+        print(f"\n[fashion-mnist] test accuracy per epoch: "
+              f"{[round(100 * a, 2) for a in hist['test_acc']]} in {seconds:.1f} s")
+    assert hist["test_acc"][-1] >= 0.88
+
+
+@pytest.mark.skipif(not os.environ.get("GRADFLOW_MNIST_DIR"),
+                    reason="full MNIST run (about 2 minutes on 2 CPU cores): set "
+                           "GRADFLOW_MNIST_DIR to a directory with the four MNIST files")
+def test_full_mnist_reaches_98_percent_within_10_epochs(tmp_path, capsys):
+    t0 = time.perf_counter()
+    hist = tm.main(["--dataset", "mnist", "--data-root", os.environ["GRADFLOW_MNIST_DIR"],
+                    "--epochs", "10", "--out", str(tmp_path), "--no-plot"])
+    seconds = time.perf_counter() - t0
+    with capsys.disabled():
+        print(f"\n[mnist] test accuracy per epoch: "
+              f"{[round(100 * a, 2) for a in hist['test_acc']]} in {seconds:.1f} s")
+    assert gf.load(tmp_path / "checkpoint.gf")["config"]["dataset"] == "mnist"  # not the sample
+    assert len(hist["test_acc"]) == 10 and max(hist["test_acc"]) >= 0.98
+
+
+def test_outputs_epoch_lines_checkpoint_and_plot(tmp_path, capsys):
+    hist = tm.main([*SMALL, "--epochs", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    lines = re.findall(r"epoch +(\d)/2  train loss (\d\.\d{4})  test loss \d\.\d{4}  test acc "
+                       r"(\d+\.\d\d)%  \d+\.\d s  [\d,]+ samples/s", out)
+    assert [ln[0] for ln in lines] == ["1", "2"]
+    assert [float(ln[2]) for ln in lines] == [round(100 * a, 2) for a in hist["test_acc"]]
+    assert len(hist["iter_loss"]) == 2 * 20 and hist["train_loss"][1] < hist["train_loss"][0]
+    ckpt = gf.load(tmp_path / "checkpoint.gf")
+    assert ckpt["epoch"] == 2 and ckpt["partial"] is None
+    assert set(ckpt) >= {"model", "optimizer", "loader", "rng", "history", "config"}
+    assert list(ckpt["model"]) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    png = (tmp_path / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint.gf", "curves.png"]  # no temp files
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    full = tm.main([*SMALL, "--epochs", "3", "--out", str(tmp_path / "a"), "--no-plot"])
+    tm.main([*SMALL, "--epochs", "1", "--out", str(tmp_path / "b"), "--no-plot"])
+    gf.manual_seed(12345)  # whatever the new process's random state, the checkpoint decides
+    resumed = tm.main(["--epochs", "3", "--resume", str(tmp_path / "b" / "checkpoint.gf"),
+                       "--no-plot"])
+    assert resumed["iter_loss"] == full["iter_loss"]  # identical floats, batch by batch
+    assert resumed["train_loss"] == full["train_loss"]
+    assert resumed["test_acc"] == full["test_acc"]
+    assert _checkpoint_params(tmp_path / "a" / "checkpoint.gf") == \
+        _checkpoint_params(tmp_path / "b" / "checkpoint.gf")
+
+
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tmp_path, monkeypatch):
+    full = tm.main([*SMALL, "--epochs", "2", "--schedule", "cosine", "--out",
+                    str(tmp_path / "a"), "--no-plot"])
+
+    class CtrlCAfter27Batches(tm._StopFlag):
+        reads = 0
+
+        @property
+        def requested(self):
+            type(self).reads += 1
+            return type(self).reads == 27  # 7 batches into the second epoch
+
+        @requested.setter
+        def requested(self, value):
+            pass
+
+    monkeypatch.setattr(tm, "_StopFlag", CtrlCAfter27Batches)
+    part = tm.main([*SMALL, "--epochs", "2", "--schedule", "cosine", "--out",
+                    str(tmp_path / "b"), "--no-plot"])
+    assert part["interrupted"] and len(part["test_acc"]) == 1
+    ckpt = gf.load(tmp_path / "b" / "checkpoint.gf")
+    assert ckpt["epoch"] == 1 and ckpt["partial"]["batches"] == 7
+    assert ckpt["loader"]["in_epoch"] and ckpt["loader"]["batches_done"] == 7
+    monkeypatch.undo()
+    monkeypatch.setenv("GRADFLOW_DATA", str(tmp_path / "no-data"))
+    resumed = tm.main(["--epochs", "2", "--resume", str(tmp_path / "b"), "--no-plot"])
+    assert resumed["iter_loss"] == full["iter_loss"]
+    assert resumed["train_loss"] == full["train_loss"]
+    assert resumed["test_acc"] == full["test_acc"]
+    assert _checkpoint_params(tmp_path / "a" / "checkpoint.gf") == \
+        _checkpoint_params(tmp_path / "b" / "checkpoint.gf")
+
+
+def test_mnist_without_files_or_network_falls_back_in_one_line(tmp_path, capsys):
+    hist = tm.main(["--dataset", "mnist", "--hidden", "16", "--epochs", "1", "--out",
+                    str(tmp_path), "--no-plot"])
+    captured = capsys.readouterr()
+    notes = [ln for ln in captured.out.splitlines() if "embedded" in ln]
+    assert len(notes) == 2  # the fallback line, then the data line
+    assert notes[0].startswith("MNIST files not found in ") and "not downloadable" in notes[0]
+    assert str(tmp_path / "no-data" / "mnist") in notes[0]
+    assert notes[1].startswith("MNIST sample (embedded): 4000 train / 1000 test")
+    assert "Downloading" not in captured.err and len(hist["test_acc"]) == 1
+    assert gf.load(tmp_path / "checkpoint.gf")["config"]["dataset"] == "mnist-sample"
+
+
+def test_device_option_overrides_the_default(tmp_path, capsys):
+    tm.main([*SMALL, "--epochs", "1", "--device", "cpu", "--out", str(tmp_path), "--no-plot"])
+    assert "| device cpu |" in capsys.readouterr().out
+    if not gf.cuda_available():
+        with pytest.raises(SystemExit) as info:
+            tm.main([*SMALL, "--device", "cuda", "--out", str(tmp_path)])
+        assert info.value.code == 2
+        assert "error: device 'cuda" in capsys.readouterr().err
+
+
+def test_bad_resume_file_and_bad_arguments(tmp_path, capsys):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("not a checkpoint")
+    with pytest.raises(SystemExit) as info:
+        tm.main(["--resume", str(bogus)])
+    assert info.value.code == 2
+    assert f"error: {bogus}: not a gradflow checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        tm.main(["--resume", str(tmp_path / "nowhere")])
+    assert info.value.code == 2 and "nowhere" in capsys.readouterr().err
+    for bad in (["--hidden", "10,x"], ["--epochs", "0"], ["--dataset", "cifar"], ["--lr", "0"]):
+        with pytest.raises(SystemExit) as info:
+            tm.main(bad)
+        assert info.value.code == 2
+
+
+def test_runs_as_a_script_from_the_repo_root(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(GRADFLOW_DATA=str(tmp_path / "none"), GRADFLOW_DEVICE="cpu")
+    proc = subprocess.run([sys.executable, "examples/train_mnist.py", *SMALL, "--epochs", "1",
+                           "--out", str(tmp_path / "run"), "--no-plot"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"epoch +1/1  train loss", proc.stdout)
+    assert (tmp_path / "run" / "checkpoint.gf").exists()
