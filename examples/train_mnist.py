@@ -318,6 +318,19 @@ def train(args: argparse.Namespace) -> dict:
     return history
 
 
+def _loss_sum(carried, losses, sizes):
+    """The epoch's summed loss and the per-batch losses as floats.
+
+    Summed batch by batch in float64, starting from what a checkpoint carried: an epoch resumed
+    mid-way then adds the same numbers in the same order as an uninterrupted one, bit for bit.
+    """
+    values = gf.stack(losses).tolist() if losses else []
+    total = carried
+    for v, n in zip(values, sizes):
+        total += v * n
+    return total, values
+
+
 def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history, partial, stop,
                  ckpt_file, state) -> bool:
     """One epoch (or the rest of one); returns False when stopped by Ctrl-C (after saving)."""
@@ -328,6 +341,7 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
     carried = partial["loss_sum"] if partial else 0.0
     elapsed = partial["seconds"] if partial else 0.0
     iter_before = list(partial["iter_loss"]) if partial else []
+    sizes = []
     running = None
     bar, write = _progress(loader, f"epoch {epoch}/{epochs}", len(loader) - done_before)
     t0 = time.perf_counter()
@@ -341,14 +355,15 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
         loss = loss.detach()
         losses.append(loss)
         running = loss * len(y) if running is None else running + loss * len(y)
+        sizes.append(len(y))
         seen += len(y)
         if hasattr(bar, "set_postfix") and (i % 20 == 0 or i == len(bar) - 1):
             bar.set_postfix(loss=f"{(carried + running.item()) / seen:.4f}", refresh=False)
         if stop.requested:
             device.synchronize()
-            iter_loss = iter_before + [float(v) for v in gf.stack(losses).numpy()]
+            loss_sum, values = _loss_sum(carried, losses, sizes)
             partial = {"batches": done_before + i + 1, "seen": seen,
-                       "loss_sum": carried + running.item(), "iter_loss": iter_loss,
+                       "loss_sum": loss_sum, "iter_loss": iter_before + values,
                        "seconds": elapsed + time.perf_counter() - t0}
             save_checkpoint(ckpt_file, epoch=epoch - 1, partial=partial, **state)
             if hasattr(bar, "close"):
@@ -358,8 +373,8 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
     seconds = elapsed + time.perf_counter() - t0
     if hasattr(bar, "close"):
         bar.close()
-    loss_sum = carried + (running.item() if running is not None else 0.0)
-    iter_loss = iter_before + ([float(v) for v in gf.stack(losses).numpy()] if losses else [])
+    loss_sum, values = _loss_sum(carried, losses, sizes)
+    iter_loss = iter_before + values
     acc, test_loss = evaluate(model, test_loader)
     history["train_loss"].append(loss_sum / seen)
     history["test_loss"].append(test_loss)

@@ -33,6 +33,11 @@ from .ops.shape import (
 from .ops.indexing import getitem
 from .ops.linalg import matmul
 from .testing import gradcheck, gradgradcheck, GradcheckError
+from . import nn  # modules, layers, losses (gradflow.nn)
+from . import optim  # optimizers, schedulers, clipping (gradflow.optim)
+from . import data, datasets  # Dataset/DataLoader/IDX reader; MNIST, FashionMNIST, MNISTSample
+from .serialization import save, load  # pickle-free checkpoints
+from . import graph, viz  # graph walks and pictures of the tape
 
 bool = bool_  # gf.bool, like torch.bool (shadows the builtin only inside this namespace)
 

@@ -81,6 +81,14 @@ class Function:
                                              scalars where the op was given one)
         backward(self, gy) -> tuple          one gradient Tensor (or None) per input, written with
                                              gradflow ops so that gradients of gradients work
+    Optionally:
+        backward_arrays(self, gy) -> tuple   the same rule on raw arrays (gy and the results are
+                                             arrays), or None to fall back to `backward`. A plain
+                                             backward (no create_graph) records nothing, so it
+                                             calls this when present: a rule of three ops then
+                                             costs three array operations, not three recorded
+                                             ops. gradcheck goes through it, gradgradcheck
+                                             through `backward`, so both stay tested.
     Class attributes:
         saves_inputs / saves_output          whether backward reads the inputs' / output's values;
                                              such tensors are guarded against in-place changes.
@@ -93,6 +101,7 @@ class Function:
     registry: dict[str, type] = {}
     saves_inputs = True
     saves_output = False
+    backward_arrays = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -117,6 +126,56 @@ class Function:
 
     def __call__(self, *inputs):
         """Run the op on Tensors (and Python scalars) and record it when a gradient is needed."""
+        # The hot path of every op: one- and two-input calls (nearly all of them) are unrolled,
+        # because a loop, a list of arrays and a generator cost more than the op itself on
+        # small arrays. Any other arity takes the general loop in `_call_any`.
+        n = len(inputs)
+        if n == 2:
+            a, b = inputs
+            if isinstance(a, Tensor):
+                dev = a.device
+                if isinstance(b, Tensor):
+                    if b.device is not dev:
+                        raise _device_mismatch(self, inputs)
+                    record = a.requires_grad or b.requires_grad
+                    y = self.forward(a.data, b.data)
+                else:
+                    record = a.requires_grad
+                    y = self.forward(a.data, b)
+            elif isinstance(b, Tensor):
+                dev = b.device
+                record = b.requires_grad
+                y = self.forward(a, b.data)
+            else:
+                return self._call_any(inputs)
+        elif n == 1:
+            a = inputs[0]
+            if not isinstance(a, Tensor):
+                return self._call_any(inputs)
+            dev = a.device
+            record = a.requires_grad
+            y = self.forward(a.data)
+        else:
+            return self._call_any(inputs)
+        if y.__class__ is not dev.backend.ndarray:
+            y = dev.backend.asarray(y)  # 0-d results come back as NumPy scalars: keep arrays
+        if record and _Mode.enabled and y.dtype.kind == "f":
+            out = _make(y, dev, True, self)
+            self.inputs = inputs
+            self._output = weakref.ref(out)
+            if self.saves_inputs:
+                if n == 2:
+                    self._versions = (a._version if isinstance(a, Tensor) else 0,
+                                      b._version if isinstance(b, Tensor) else 0)
+                else:
+                    self._versions = (a._version,)
+            if self.saves_output:
+                self._y = y
+            return out
+        return _make(y, dev, False, None)
+
+    def _call_any(self, inputs):
+        # `__call__` for any number of inputs.
         first = None
         arrays = []
         record = False
@@ -130,20 +189,24 @@ class Function:
                 arrays.append(t.data)
             else:
                 arrays.append(t)
+        if first is None:
+            raise TypeError(f"{self.name} needs at least one Tensor input, got "
+                            f"{', '.join(type(t).__name__ for t in inputs) or 'no inputs'}")
         y = self.forward(*arrays)
         dev = first.device
         if y.__class__ is not dev.backend.ndarray:
-            y = dev.backend.asarray(y)  # 0-d results come back as NumPy scalars: keep arrays
+            y = dev.backend.asarray(y)
         if record and _Mode.enabled and y.dtype.kind == "f":
-            out = Tensor._make(y, dev, True, self)
+            out = _make(y, dev, True, self)
             self.inputs = inputs
             self._output = weakref.ref(out)
             if self.saves_inputs:
-                self._versions = tuple(getattr(t, "_version", 0) for t in inputs)
+                self._versions = tuple(t._version if isinstance(t, Tensor) else 0
+                                       for t in inputs)
             if self.saves_output:
                 self._y = y
             return out
-        return Tensor._make(y, dev, False, None)
+        return _make(y, dev, False, None)
 
     def saved_output(self):
         """The output, for rules written in terms of it (d exp(x) = y).
@@ -229,16 +292,32 @@ def _run_hooks(t, g):
     return g
 
 
-def _accumulate_leaf(x, gx, captured):
+def _accumulate_leaf(x, gx, captured, exposed=None):
     if x._hooks:
         gx = _run_hooks(x, gx)
+        exposed = None  # a hook may keep the gradient it was shown
     if captured is not None:
         key = id(x)
         if key in captured:
             prev = captured[key][1]
             captured[key] = (x, gx if prev is None else prev + gx)
         return
-    x.grad = gx if x.grad is None else x.grad + gx
+    if x.grad is None:
+        # The leaf gets an array of its own: a gradient can be a read-only broadcast view, or
+        # one tensor sent to several leaves (a + b gives both the same one), and an in-place
+        # change of one .grad (clipping, weight decay) must not reach another. A fresh array
+        # that nothing else has seen (`exposed` holds the ids of those handed out or given by
+        # the caller) is taken as it is: copying every weight gradient would cost a full pass
+        # over the parameters per step.
+        if not gx.requires_grad:
+            d = gx.data
+            if exposed is None or d.base is not None or id(d) in exposed:
+                gx = Tensor._make(d.copy(), gx.device, False, None)
+            else:
+                exposed.add(id(d))
+        x.grad = gx
+    else:
+        x.grad = x.grad + gx
 
 
 def _check_grad(fn, x, gx):
@@ -261,32 +340,44 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
                 fn = t.grad_fn
                 pending[fn] = g if fn not in pending else pending[fn] + g
         deps = _collect(list(pending))
+        # Leaf gradients are summed here first and stored at the end: a leaf's hooks then see
+        # its whole gradient once, as for non-leaf tensors, whatever the number of paths.
+        leaves: dict = {}
+        exposed = {id(g.data) for g in root_grads}  # the caller keeps these
         for t, g in leaf_roots:
-            _accumulate_leaf(t, g, captured)
+            _gather(leaves, t, g)
         ready = [fn for fn in pending if deps[fn] == 0]
+        arrays_ok = not create_graph  # nothing is recorded: rules may work on raw arrays
         while ready:
             fn = ready.pop()
             gy = pending.pop(fn)
-            out = fn.output
-            if out is not None:
-                if out._hooks:
-                    gy = _run_hooks(out, gy)
-                if out._retains_grad:
-                    out.grad = gy if out.grad is None else out.grad + gy
-                if captured is not None and id(out) in captured:
-                    captured[id(out)] = (out, gy)
-            if fn.inputs is None:
+            ref = fn._output
+            out = ref() if ref is not None else None
+            if out is not None and (out._hooks or out._retains_grad or captured is not None):
+                gy = _visit_output(out, gy, captured, exposed)
+            inputs = fn.inputs
+            if inputs is None:
                 raise _freed_error(fn)
-            fn._check_versions()
-            gxs = fn.backward(gy)
-            for x, gx in zip(fn.inputs, gxs):
+            if fn.saves_inputs or fn.saves_output:
+                fn._check_versions()
+            raw = False
+            if arrays_ok and fn.backward_arrays is not None:
+                gxs = fn.backward_arrays(gy.data)
+                raw = gxs is not None
+            if not raw:
+                gxs = fn.backward(gy)
+            for x, gx in zip(inputs, gxs):
                 if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
                     continue
-                if gx.shape != x.shape or gx.dtype != x.dtype:
+                if raw:
+                    gx = _wrap_array(gx, gy.device)
+                gd = gx.data
+                xd = x.data
+                if gd.shape != xd.shape or (gd.dtype is not xd.dtype and gd.dtype != xd.dtype):
                     _check_grad(fn, x, gx)
                 prev = x.grad_fn
                 if prev is None:
-                    _accumulate_leaf(x, gx, captured)
+                    _gather(leaves, x, gx)
                     continue
                 if prev in pending:
                     pending[prev] = pending[prev] + gx
@@ -298,6 +389,37 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
                     ready.append(prev)
             if not retain_graph:
                 fn._release()
+        for x, gx in leaves.values():
+            _accumulate_leaf(x, gx, captured, exposed)
+
+
+def _wrap_array(g, dev):
+    # An array from `backward_arrays` as a constant Tensor; a 0-d result can come back from
+    # NumPy as a scalar, which is turned into an array as `Function.__call__` does.
+    if g.__class__ is not dev.backend.ndarray:
+        g = dev.backend.asarray(g)
+    return _make(g, dev, False, None)
+
+
+def _gather(leaves, x, gx):
+    k = id(x)
+    prev = leaves.get(k)
+    leaves[k] = (x, gx) if prev is None else (x, prev[1] + gx)
+
+
+def _visit_output(out, gy, captured, exposed):
+    # A gradient reaching a non-leaf tensor: its hooks, retain_grad() and gf.grad's capture.
+    # What hooks saw and what .grad keeps is marked exposed, so that no leaf shares it.
+    if out._hooks:
+        exposed.add(id(gy.data))
+        gy = _run_hooks(out, gy)
+        exposed.add(id(gy.data))
+    if out._retains_grad:
+        out.grad = gy if out.grad is None else out.grad + gy
+        exposed.add(id(out.grad.data))
+    if captured is not None and id(out) in captured:
+        captured[id(out)] = (out, gy)
+    return gy
 
 
 def _as_grad(t, g, name):
@@ -307,13 +429,18 @@ def _as_grad(t, g, name):
                 f"{name} of a non-scalar tensor (shape {t.shape}) needs an explicit gradient: "
                 "pass a tensor of the same shape, e.g. y.backward(gf.ones_like(y))"
             )
-        return Tensor._make(t.device.xp.ones_like(t.data), t.device, False, None)
+        ones = t.device.xp.empty(t.data.shape, dtype=t.data.dtype)
+        ones.fill(1)  # empty + fill: a third of ones_like's cost, on every backward()
+        return Tensor._make(ones, t.device, False, None)
     if not isinstance(g, Tensor):
         g = Tensor._make(t.device.backend.asarray(g, dtype=t.dtype, index=t.device.index),
                          t.device, False, None)
     if g.shape != t.shape:
         raise BackwardError(f"{name}: gradient of shape {g.shape} given for a tensor of "
                             f"shape {t.shape}")
+    if g.dtype != t.dtype:
+        raise BackwardError(f"{name}: gradient of dtype {g.dtype} given for a tensor of "
+                            f"dtype {t.dtype}; convert it with .astype({t.dtype})")
     if g.device is not t.device:
         raise BackwardError(f"{name}: gradient on {g.device} given for a tensor on {t.device}")
     return g
@@ -369,8 +496,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             continue
         roots.append(o)
         gs.append(_as_grad(o, g, "grad"))
-    if retain_graph is None:
-        retain_graph = create_graph
+    # The recorded backward refers to the forward graph's tensors, so create_graph keeps it.
+    retain_graph = bool(retain_graph) or create_graph
     captured = {id(x): (x, None) for x in inputs}
     if roots:
         _engine(roots, gs, retain_graph, create_graph, captured)
@@ -387,3 +514,5 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module's Function first)
+
+_make = Tensor._make

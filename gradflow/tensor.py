@@ -279,7 +279,8 @@ class Tensor:
         return arr if dtype is None else arr.astype(dtype)
 
     def __repr__(self) -> str:
-        body = repr(self.numpy()).replace("array(", "tensor(", 1)
+        # "tensor(" is one longer than "array(": indent continuation rows one more to align.
+        body = repr(self.numpy()).replace("array(", "tensor(", 1).replace("\n", "\n ")
         body = body[:-1] if body.endswith(")") else body
         extra = [] if "dtype=" in body else [f"dtype={self.dtype}"]
         if self.device.type != "cpu":

@@ -48,12 +48,33 @@ def value(x):
 
 
 def sum_to_array(x, shape: tuple):
-    """`sum_to` on a raw array: sum the leading extra axes, then keepdims-sum the axes that are 1."""
+    """`sum_to` on a raw array: sum the leading extra axes, then keepdims-sum the size-1 axes."""
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and x.shape[lead + i] != 1)
     y = x.sum(axis=axes, keepdims=True) if axes else x
     return y.reshape(shape) if lead else y
+
+
+# Below this many elements, `expand_array` fills a new array: NumPy's broadcast_to costs a few
+# microseconds of Python, more than writing a few thousand numbers.
+_FILL_BELOW = 1 << 14
+
+
+def expand_array(xp, g, shape: tuple):
+    """`g` (shaped to broadcast) expanded to `shape`: the gradient of a reduction, on arrays.
+
+    Small results are filled into a new array; large ones are a read-only broadcast view, so
+    that nothing the size of the input is written.
+    """
+    size = 1
+    for n in shape:
+        size *= n
+    if size < _FILL_BELOW:
+        out = xp.empty(shape, dtype=g.dtype)
+        out[...] = g
+        return out
+    return xp.broadcast_to(g, shape)
 
 
 def unbroadcast_array(g, x: Tensor):

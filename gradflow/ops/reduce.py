@@ -8,7 +8,7 @@ import builtins
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import const, keepdims_shape, normalize_axis
+from ._util import const, expand_array, keepdims_shape, normalize_axis
 from .elementwise import exp, self_xp, where
 from .shape import broadcast_to, reshape
 
@@ -39,7 +39,7 @@ class Sum(Function):
     def backward_arrays(self, gy):
         if len(self.axes) != len(self.shape) and not self.keepdims:
             gy = gy.reshape(keepdims_shape(self.shape, self.axes))
-        return (self_xp(gy).broadcast_to(gy, self.shape),)
+        return (expand_array(self_xp(gy), gy, self.shape),)
 
 
 class Mean(Function):
@@ -67,7 +67,7 @@ class Mean(Function):
         xp = self_xp(gy)  # before the product: a 0-d array times a number is a NumPy scalar
         if not self.keepdims:
             gy = gy.reshape(keepdims_shape(self.shape, self.axes))
-        return (xp.broadcast_to(gy * (1.0 / builtins.max(n, 1)), self.shape),)
+        return (expand_array(xp, xp.multiply(gy, 1.0 / builtins.max(n, 1)), self.shape),)
 
 
 class Max(Function):

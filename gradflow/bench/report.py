@@ -1,0 +1,496 @@
+"""The CPU-vs-GPU report: run every workload's contenders, print a table, save JSON and a chart.
+
+How timings are taken (see `timing.py` and `_worker.py` for why):
+- gradflow and the hand-written baseline run in this process, in interleaved rounds, on every
+  device present; PyTorch runs in a worker process, in blocks between theirs, after a pause
+  that lets the other library's spinning threads go idle.
+- Each contender's figure is its best round (seconds per iteration); medians are in the JSON.
+- A GPU contender synchronises the device inside each timed call.
+"""
+from __future__ import annotations
+
+import datetime
+import gc
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import gradflow as gf
+from .machine import machine_info
+from .memory import training_peak
+from .timing import Timing, compare, merge
+from .workloads import MODES, Unavailable, Workload, torch_or_none, workloads
+
+__all__ = ["run", "Row", "format_table", "targets", "save_json", "save_chart",
+           "default_out_dir", "LOCAL_IMPLS"]
+
+LOCAL_IMPLS = ("gradflow", "hand")  # run in this process; "torch" runs in the worker
+
+
+@dataclass
+class Row:
+    """The timings of one workload: contender key ('impl/device') -> Timing, and the reasons
+    for the contenders that could not run."""
+
+    workload: Workload
+    timings: dict[str, Timing] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def best(self, impl: str, device: str) -> float | None:
+        """Best seconds per iteration of `impl` on `device`, or None when it did not run."""
+        t = self.timings.get(f"{impl}/{device}")
+        return None if t is None else t.best
+
+    def ratio(self, impl: str, other: str, device: str) -> float | None:
+        """best(impl) / best(other) on `device`, or None when either is missing."""
+        a, b = self.best(impl, device), self.best(other, device)
+        return None if a is None or b is None else a / b
+
+    def as_dict(self, devices) -> dict:
+        """A JSON-ready dict: timings, ratios, GPU speedups and the missing contenders."""
+        w = self.workload
+        ratios, speedups = {}, {}
+        for d in devices:
+            for other in ("hand", "torch"):
+                r = self.ratio("gradflow", other, d)
+                if r is not None:
+                    ratios[f"gradflow/{other} ({d})"] = r
+            if d != "cpu":
+                for impl in ("gradflow", "hand", "torch"):
+                    cpu = self.best(impl, "cpu")
+                    gpu = self.best(impl, d)
+                    if cpu is not None and gpu is not None:
+                        speedups[f"{impl} ({d} vs cpu)"] = cpu / gpu
+        return {"workload": w.key, "title": w.title, "size": w.size, "group": w.group,
+                "ops_per_iteration": w.ops,
+                "timings": {k: t.as_dict() for k, t in self.timings.items()},
+                "ratios": ratios, "gpu_speedup": speedups, "missing": self.missing}
+
+
+class _TorchWorker:
+    """The worker process (`python -m gradflow.bench._worker`), started on first use."""
+
+    def __init__(self) -> None:
+        self.proc = None
+
+    def request(self, req: dict) -> dict:
+        if self.proc is None:
+            env = dict(os.environ)
+            root = str(Path(gf.__file__).resolve().parents[1])
+            env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "gradflow.bench._worker"], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, env=env)
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            self.proc = None
+            raise RuntimeError(f"the benchmark worker process exited (status {code}) while "
+                               f"running {req.get('group')} / {req.get('impl')}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+            self.proc = None
+
+
+def _present_devices() -> list:
+    devs = [gf.device("cpu")]
+    if gf.cuda_available():
+        devs.append(gf.device("cuda"))
+    return devs
+
+
+def run(mode: str = "quick", devices=None, impls=("gradflow", "hand", "torch"),
+        only=None, rounds: int | None = None, round_s: float | None = None,
+        blocks: int | None = None, settle_s: float | None = None,
+        memory: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Run the benchmark workloads of `mode` and return the results as a JSON-ready dict.
+
+    Args:
+        mode: 'tiny' (seconds, for tests), 'quick' (a few minutes) or 'full' (the issue's sizes).
+        devices: device names or Devices to measure (default: cpu, and cuda when present).
+        impls: contenders: any of 'gradflow', 'hand' (hand-written NumPy/CuPy), 'torch'.
+        only: workload keys to run ('chain', 'reductions', 'matmul', 'mlp_step',
+            'mnist_epoch'); default all.
+        rounds, round_s: timing rounds per contender and seconds per round (mode defaults).
+        blocks: how many times the local and PyTorch blocks alternate (rounds are split
+            between them).
+        settle_s: pause between a block of one library and the next.
+        memory: also measure the peak memory of a short training run.
+        log: where progress lines go.
+
+    Returns:
+        A dict with "mode", "created", "machine", "rows" (one per workload), "memory",
+        "targets" and "unmeasured" (what could not run, and why).
+    """
+    cfg = MODES[mode] if mode in MODES else None
+    if cfg is None:
+        raise ValueError(f"unknown benchmark mode {mode!r}: expected one of {sorted(MODES)}")
+    bad = set(impls) - {"gradflow", "hand", "torch"}
+    if bad:
+        raise ValueError(f"unknown contenders {sorted(bad)}: expected gradflow, hand, torch")
+    devs = _present_devices() if devices is None else [gf.device(d) for d in devices]
+    rounds = rounds or cfg["rounds"]
+    round_s = round_s or cfg["round_s"]
+    blocks = blocks or (1 if mode == "tiny" else 2)
+    settle_s = (0.0 if mode == "tiny" else 0.5) if settle_s is None else settle_s
+    per_block = max(1, math.ceil(rounds / blocks))
+    unmeasured = []
+    if not any(d.type == "cuda" for d in devs):
+        reason = ("no CUDA device here (CuPy missing or no GPU visible): every GPU figure is "
+                  "unmeasured" if not gf.cuda_available() else "cuda not selected")
+        unmeasured.append(f"cuda: {reason}")
+    want_torch = "torch" in impls
+    if want_torch and torch_or_none() is None:
+        unmeasured.append("torch: PyTorch is not installed; its columns are empty")
+        want_torch = False
+    worker = _TorchWorker() if want_torch else None
+    load_before = _loadavg()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if load_before is not None and load_before[0] > 0.5 * (cores or 1):
+        log(f"  note: the machine is busy (load average {load_before[0]:.1f} on {cores} cores): "
+            "timings will be noisy and slower than on an idle machine")
+    rows = []
+    try:
+        for w in workloads(mode):
+            if only and w.key not in only:
+                continue
+            log(f"  {w.group} ...")
+            rows.append(_run_row(w, mode, devs, impls, worker, per_block, blocks, round_s,
+                                 settle_s))
+            gc.collect()
+        torch_machine = None
+        if worker is not None:
+            try:
+                torch_machine = worker.request({"machine": True}).get("machine")
+            except RuntimeError:
+                pass  # the rows already say what failed
+    finally:
+        if worker is not None:
+            worker.close()
+    mem = _memory(mode, devs, impls, log) if memory and (not only or "mlp_step" in only) \
+        else {}
+    names = [str(d) for d in devs]
+    info = machine_info(devs)
+    if torch_machine is not None:
+        info["torch_threads"] = torch_machine.get("torch_threads")
+        info["blas_torch_process"] = torch_machine.get("blas")
+    info["load_average"] = {"before": load_before, "after": _loadavg()}
+    result = {
+        "schema": 1, "mode": mode, "created": datetime.datetime.now().astimezone().isoformat(
+            timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name] + sys.argv) if sys.argv else None,
+        "devices": names, "machine": info,
+        "timing": {"rounds": per_block * blocks, "round_s": round_s, "blocks": blocks,
+                   "settle_s": settle_s, "statistic": "best round (min); median kept too"},
+        "rows": [r.as_dict(names) for r in rows], "memory": mem, "unmeasured": unmeasured,
+    }
+    result["targets"] = targets(result)
+    return result
+
+
+def _loadavg():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):  # not on every platform
+        return None
+
+
+def _run_row(w, mode, devs, impls, worker, per_block, blocks, round_s, settle_s) -> Row:
+    row = Row(w)
+    local = {}
+    for dev in devs:
+        for impl in LOCAL_IMPLS:
+            if impl not in impls:
+                continue
+            key = f"{impl}/{dev}"
+            try:
+                local[key] = w.build(impl, dev)
+            except Unavailable as exc:
+                row.missing[key] = str(exc)
+    remote = [str(d) for d in devs] if worker is not None else []
+    parts: dict[str, list[Timing]] = {}
+    numbers: dict[str, int] = {}
+    warm = 3 if any(d.type == "cuda" for d in devs) else 1  # CuPy compiles kernels on first use
+    for _ in range(blocks):
+        if local:
+            for k, t in compare(local, per_block, round_s, warm, numbers).items():
+                parts.setdefault(k, []).append(t)
+        for d in list(remote):
+            time.sleep(settle_s)
+            key = f"torch/{d}"
+            try:
+                reply = worker.request({"mode": mode, "group": w.group, "impl": "torch",
+                                        "device": d, "rounds": per_block, "round_s": round_s,
+                                        "warmup": warm})
+            except RuntimeError as exc:  # the worker died (out of memory, a crash in torch)
+                reply = {"error": str(exc)}
+            if "timing" in reply:
+                parts.setdefault(key, []).append(Timing.from_dict(reply["timing"]))
+            else:
+                row.missing[key] = reply.get("unavailable") or reply.get("error", "failed")
+                remote.remove(d)
+        if remote:
+            time.sleep(settle_s)
+    row.timings = {k: merge(v) for k, v in parts.items()}
+    return row
+
+
+def _memory(mode, devs, impls, log) -> dict:
+    mlp = [w for w in workloads(mode) if w.key == "mlp_step"]
+    if not mlp:
+        return {}
+    # The batch the targets are set at (100) when the mode has it.
+    w = next((m for m in mlp if m.size == "batch 100"), mlp[0])
+    out = {"workload": w.group, "steps": 3, "peaks": {}, "missing": {}}
+    log(f"  peak memory: {w.group}, build and 3 steps ...")
+    for dev in devs:
+        for impl in ("gradflow", "hand", "torch"):
+            if impl not in impls:
+                continue
+            key = f"{impl}/{dev}"
+            try:
+                out["peaks"][key] = training_peak(w, impl, dev)
+            except Unavailable as exc:
+                out["missing"][key] = str(exc)
+            gc.collect()
+    return out
+
+
+# --- targets --------------------------------------------------------------------------------------
+def targets(result: dict) -> list[dict]:
+    """The issue's performance targets, evaluated on `result` (never asserted anywhere).
+
+    Each entry: {"target", "value", "limit", "status"} with status 'met', 'missed' or
+    'unmeasured' (and a "why" for the last).
+    """
+    rows = result["rows"]
+    out = []
+
+    def find(key, size):
+        return next((r for r in rows if r["workload"] == key and r["size"] == size), None)
+
+    def best(row, k):
+        t = row["timings"].get(k) if row else None
+        return None if t is None else t["best_s"]
+
+    def add(name, value, limit, le=True, why=None):
+        if value is None:
+            out.append({"target": name, "value": None, "limit": limit, "status": "unmeasured",
+                        "why": why or "a contender did not run in this mode"})
+        else:
+            ok = value <= limit if le else value >= limit
+            out.append({"target": name, "value": value, "limit": limit,
+                        "status": "met" if ok else "missed"})
+
+    def ratio(row, a, b):
+        x, y = best(row, a), best(row, b)
+        return None if x is None or y is None else x / y
+
+    step = find("mlp_step", "batch 100")
+    add("CPU MLP step, batch 100: gradflow / hand-written NumPy <= 1.05",
+        ratio(step, "gradflow/cpu", "hand/cpu"), 1.05)
+    add("CPU MLP step, batch 100: gradflow / PyTorch (default Adam) <= 0.8",
+        ratio(step, "gradflow/cpu", "torch/cpu"), 0.8)
+    chain = find("chain", "32x32")
+    add("CPU elementwise chain 32x32: gradflow per op / PyTorch per op <= 0.8",
+        ratio(chain, "gradflow/cpu", "torch/cpu"), 0.8)
+    for r in rows:
+        if r["workload"] == "matmul" and int(r["size"].split("x")[0]) >= 1024:
+            add(f"CPU matmul fwd+bwd {r['size']}: gradflow / NumPy's own matmuls <= 1.05",
+                ratio(r, "gradflow/cpu", "hand/cpu"), 1.05)
+    gpu = next((d for d in result["devices"] if d != "cpu"), None)
+    no_gpu = "no GPU measured in this run"
+    mm = find("matmul", "4096x4096")
+    add("GPU matmul fwd+bwd 4096x4096: speedup over the CPU >= 10",
+        ratio(mm, "gradflow/cpu", f"gradflow/{gpu}") if gpu else None, 10.0, le=False,
+        why=no_gpu if not gpu else "the 4096 matmul runs in full mode only")
+    ep = next((r for r in rows if r["workload"] == "mnist_epoch"), None)
+    add("GPU MNIST epoch: speedup over the CPU > 1",
+        ratio(ep, "gradflow/cpu", f"gradflow/{gpu}") if gpu else None, 1.0, le=False,
+        why=no_gpu)
+    return out
+
+
+# --- output ---------------------------------------------------------------------------------------
+def _fmt_s(s: float | None) -> str:
+    if s is None:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if s >= scale or unit == "ns":
+            v = s / scale
+            return f"{v:.3g} {unit}" if v < 1000 else f"{v:.0f} {unit}"
+    return "-"
+
+
+def _fmt_r(r: float | None) -> str:
+    return "-" if r is None else f"{r:.2f}"
+
+
+def format_table(result: dict) -> str:
+    """The results as a plain-text table: one line per workload and device."""
+    head = ("workload", "size", "device", "gradflow", "hand-written", "gf/hand", "torch",
+            "gf/torch", "per op gf | torch", "GPU speedup")
+    lines = []
+    for r in result["rows"]:
+        for d in result["devices"]:
+            t = r["timings"]
+
+            def b(impl, d=d, t=t):
+                v = t.get(f"{impl}/{d}")
+                return None if v is None else v["best_s"]
+            g, h, p = b("gradflow"), b("hand"), b("torch")
+            if g is None and h is None and p is None:
+                continue
+            ops = r["ops_per_iteration"]
+            per_op = "-"
+            if ops and g is not None:
+                per_op = f"{_fmt_s(g / ops)} | {_fmt_s(p / ops) if p is not None else '-'}"
+            speed = "-"
+            if d != "cpu":
+                cpu = b("gradflow", "cpu")
+                speed = _fmt_r(cpu / g) + "x" if cpu is not None and g is not None else "-"
+            lines.append((r["title"], r["size"], d, _fmt_s(g), _fmt_s(h),
+                          _fmt_r(None if g is None or h is None else g / h), _fmt_s(p),
+                          _fmt_r(None if g is None or p is None else g / p), per_op, speed))
+    widths = [max(len(str(x[i])) for x in [head] + lines) for i in range(len(head))]
+    fmt = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*x) for x in lines]
+    mem = result.get("memory") or {}
+    if mem.get("peaks"):
+        out.append("")
+        out.append(f"peak memory, {mem['workload']} (build + {mem['steps']} steps):")
+        for k, v in mem["peaks"].items():
+            out.append(f"  {k:18s} {v['peak_bytes'] / 2**20:8.1f} MiB  ({v['method']})")
+        for k, why in mem.get("missing", {}).items():
+            out.append(f"  {k:18s} {'-':>8s}      ({why})")
+    out.append("")
+    out.append("targets (measured, not asserted):")
+    for t in result["targets"]:
+        v = "-" if t["value"] is None else f"{t['value']:.3f}"
+        extra = f" ({t['why']})" if t["status"] == "unmeasured" else ""
+        out.append(f"  [{t['status']:>10s}] {t['target']}: {v}{extra}")
+    for u in result["unmeasured"]:
+        out.append(f"  note: {u}")
+    missing = sorted({f"{k}: {why}" for r in result["rows"] for k, why in r["missing"].items()
+                      if not k.startswith("hand/") or "has no hand" not in why})
+    for m in missing:
+        out.append(f"  skipped {m}")
+    return "\n".join(out)
+
+
+def default_out_dir() -> Path:
+    """benchmarks/results in the source checkout gradflow runs from, else in the current
+    directory."""
+    root = Path(gf.__file__).resolve().parents[1]
+    if (root / "benchmarks").is_dir():
+        return root / "benchmarks" / "results"
+    return Path.cwd() / "benchmarks" / "results"
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; results are for sharing
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_json(result: dict, path) -> Path:
+    """Write `result` as indented JSON to `path` (through a temporary file and a rename)."""
+    path = Path(path)
+
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(result, f, indent=1)
+            f.write("\n")
+    _atomic_write(path, write)
+    return path
+
+
+def save_chart(result: dict, path) -> Path:
+    """Draw the results to a PNG at `path`: seconds per iteration of every contender per
+    workload (log scale), and gradflow's ratios to the baselines.
+
+    Raises:
+        ImportError: matplotlib is not installed (pip install matplotlib).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    keys = sorted({k for r in rows for k in r["timings"]},
+                  key=lambda k: (k.split("/")[1] != "cpu", k.split("/")[1],
+                                 ["gradflow", "hand", "torch"].index(k.split("/")[0])))
+    labels = [f"{r['title']}\n{r['size']}" for r in rows]
+    n = max(len(rows), 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 0.75 * n + 2.5),
+                                   gridspec_kw={"width_ratios": [3, 2]})
+    height = 0.8 / max(len(keys), 1)
+    names = {"gradflow": "gradflow", "hand": "hand-written", "torch": "PyTorch"}
+    for j, k in enumerate(keys):
+        impl, dev = k.split("/")
+        ys, xs = [], []
+        for i, r in enumerate(rows):
+            t = r["timings"].get(k)
+            if t is not None:
+                ys.append(i + (j - (len(keys) - 1) / 2) * height)
+                xs.append(t["best_s"])
+        ax1.barh(ys, xs, height=height, label=f"{names[impl]} ({dev})")
+    ax1.set_xscale("log")
+    ax1.set_yticks(range(len(rows)), labels, fontsize=8)
+    ax1.invert_yaxis()
+    ax1.set_xlabel("seconds per iteration (best round; lower is better)")
+    ax1.legend(fontsize=8, loc="lower right")
+    ax1.grid(axis="x", which="both", alpha=0.3)
+
+    series = [("gradflow/hand", "hand"), ("gradflow/torch", "torch")]
+    for j, (label, other) in enumerate(series):
+        ys, xs = [], []
+        for i, r in enumerate(rows):
+            g, o = r["timings"].get("gradflow/cpu"), r["timings"].get(f"{other}/cpu")
+            if g is not None and o is not None:
+                ys.append(i + (j - 0.5) * 0.4)
+                xs.append(g["best_s"] / o["best_s"])
+        ax2.barh(ys, xs, height=0.4, label=f"{label} (cpu)")
+    ax2.axvline(1.0, color="k", lw=1, ls="--")
+    ax2.set_xscale("log")
+    ax2.set_yticks(range(len(rows)), [""] * len(rows))
+    ax2.invert_yaxis()
+    ax2.set_xlabel("gradflow time / baseline time (below 1: gradflow faster)")
+    ax2.legend(fontsize=8, loc="lower right")
+    ax2.grid(axis="x", which="both", alpha=0.3)
+    host = result["machine"]["host"]
+    core = result["machine"]["env"].get("OPENBLAS_CORETYPE") or "unset"
+    fig.suptitle(f"gradflow benchmark ({result['mode']}): {host['cpu']}, "
+                 f"{host['usable_cpus']} cores, OPENBLAS_CORETYPE={core}; "
+                 f"devices: {', '.join(result['devices'])}", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+    return path

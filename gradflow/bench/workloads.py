@@ -1,0 +1,473 @@
+"""The benchmark workloads, each runnable by several contenders: gradflow, hand-written, PyTorch.
+
+A `Workload` is one problem at one size. `Workload.build(impl, device)` returns a zero-argument
+callable doing one iteration (forward, backward and, for training, the update) that finishes
+all its work before returning: on a GPU it synchronises the device inside the call, so a timer
+around it measures the computation and not just its queueing. Contenders:
+
+- "gradflow": the library, as a user writes it.
+- "hand": the same computation without autograd, written by hand on the device's own array
+  module (NumPy on the CPU, CuPy on a GPU): the floor for a NumPy/CuPy-backed library.
+- "torch": PyTorch, when installed (and for a GPU, when built with CUDA).
+
+Every contender of a workload starts from the same data and, for the MLP, the same weights.
+A contender that cannot run raises `Unavailable` with the reason (the pytest suite skips with it,
+the report records it).
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Callable
+
+import gradflow as gf
+from gradflow import backend as B
+from .baselines import CHAIN_OPS, HandMLP, hand_chain, hand_reductions
+
+__all__ = ["Workload", "Unavailable", "MODES", "IMPLS", "workloads", "chain_expr", "MLP_SIZES",
+           "torch_or_none"]
+
+IMPLS = ("gradflow", "hand", "torch")
+
+MLP_SIZES = [784, 1000, 1000, 10]
+
+# Problem sizes and timing effort of each mode. "tiny" exists for the test suite: every workload
+# and contender runs, in a few seconds, on small problems.
+MODES: dict[str, dict] = {
+    "tiny": dict(chain=[32, 64], reductions=[64], matmul=[64, 128], mlp_sizes=[784, 64, 64, 10],
+                 mlp_batches=[32], epoch_samples=400, rounds=2, round_s=0.005),
+    "quick": dict(chain=[32, 1024], reductions=[256, 1024], matmul=[256, 1024],
+                  mlp_sizes=MLP_SIZES, mlp_batches=[100], epoch_samples=None, rounds=7,
+                  round_s=0.1),
+    "full": dict(chain=[32, 4096], reductions=[256, 4096], matmul=[256, 1024, 4096],
+                 mlp_sizes=MLP_SIZES, mlp_batches=[32, 100, 1024], epoch_samples=None,
+                 rounds=10, round_s=0.25),
+}
+
+
+class Unavailable(Exception):
+    """A contender cannot run here (no PyTorch, no CUDA build of it, no such baseline)."""
+
+
+def torch_or_none():
+    """The torch module, or None when PyTorch is not installed."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+    return torch
+
+
+def _torch_device(device):
+    torch = torch_or_none()
+    if torch is None:
+        raise Unavailable("PyTorch is not installed (pip install torch to compare with it)")
+    if device.type == "cpu":
+        return torch, torch.device("cpu"), (lambda: None)
+    if not torch.cuda.is_available():
+        raise Unavailable(f"this PyTorch ({torch.__version__}) has no CUDA support or sees no "
+                          "GPU")
+    tdev = torch.device("cuda", device.index)
+    return torch, tdev, (lambda: torch.cuda.synchronize(tdev))
+
+
+def _host_rng(seed: int):
+    return B.host_numpy().random.default_rng(seed)
+
+
+@dataclass
+class Workload:
+    """One benchmark problem at one size, with a builder per contender.
+
+    Attributes:
+        key: the family ('chain', 'reductions', 'matmul', 'mlp_step', 'mnist_epoch').
+        title: a readable name of the family.
+        size: the problem size, as shown in tables ('32x32', 'batch 100').
+        ops: ops per iteration, for per-op figures (None where that means nothing).
+        builders: impl -> function(device) -> the timed callable.
+    """
+
+    key: str
+    title: str
+    size: str
+    ops: int | None = None
+    builders: dict[str, Callable] = field(default_factory=dict)
+
+    @property
+    def group(self) -> str:
+        """'title size': the pytest-benchmark group, so contenders land side by side."""
+        return f"{self.title} {self.size}"
+
+    def build(self, impl: str, device) -> Callable[[], object]:
+        """The timed callable of contender `impl` on `device` (a gradflow Device or name).
+
+        Raises:
+            Unavailable: the contender cannot run here; the message says why.
+            ValueError: `impl` is not one of IMPLS.
+        """
+        if impl not in IMPLS:
+            raise ValueError(f"unknown contender {impl!r}: expected one of {IMPLS}")
+        builder = self.builders.get(impl)
+        if builder is None:
+            raise Unavailable(f"{self.group} has no {impl} contender")
+        return builder(gf.device(device))
+
+
+# --- elementwise chain --------------------------------------------------------------------------
+def chain_expr(x, w):
+    """The elementwise chain: 8 elementwise ops and a sum, written once for gradflow and torch."""
+    y = x * w
+    y = y + x
+    y = y.tanh()
+    y = y * 0.5
+    y = y - w
+    y = y.exp()
+    y = y / 2.0
+    y = y.sigmoid()
+    return y.sum()
+
+
+def _chain(n: int) -> Workload:
+    rng = _host_rng(n)
+    xa = rng.standard_normal((n, n), dtype="float32")
+    wa = rng.standard_normal((n, n), dtype="float32")
+
+    def gradflow_(dev):
+        x = gf.tensor(xa, device=dev, requires_grad=True)
+        w = gf.tensor(wa, device=dev, requires_grad=True)
+
+        def run():
+            x.grad = None
+            w.grad = None
+            loss = chain_expr(x, w)
+            loss.backward()
+            dev.synchronize()
+            return loss
+        return run
+
+    def hand(dev):
+        xp = dev.xp
+        x = dev.backend.asarray(xa, index=dev.index)
+        w = dev.backend.asarray(wa, index=dev.index)
+
+        def run():
+            loss = hand_chain(xp, x, w)[0]
+            dev.synchronize()
+            return loss
+        return run
+
+    def torch_(dev):
+        torch, tdev, sync = _torch_device(dev)
+        x = torch.tensor(xa, device=tdev, requires_grad=True)
+        w = torch.tensor(wa, device=tdev, requires_grad=True)
+
+        def run():
+            x.grad = None
+            w.grad = None
+            loss = chain_expr(x, w)
+            loss.backward()
+            sync()
+            return loss.detach()
+        return run
+
+    return Workload("chain", "elementwise chain", f"{n}x{n}", CHAIN_OPS,
+                    {"gradflow": gradflow_, "hand": hand, "torch": torch_})
+
+
+# --- reductions -----------------------------------------------------------------------------------
+def _reductions(n: int) -> Workload:
+    rng = _host_rng(n + 1)
+    xa = rng.standard_normal((n, n), dtype="float32")
+
+    def gradflow_(dev):
+        x = gf.tensor(xa, device=dev, requires_grad=True)
+
+        def run():
+            x.grad = None
+            loss = (x.sum(axis=0).sum() + x.mean(axis=1).sum() + x.max(axis=1).sum()
+                    + x.logsumexp(axis=1).sum() + x.var(axis=0).sum())
+            loss.backward()
+            dev.synchronize()
+            return loss
+        return run
+
+    def hand(dev):
+        x = dev.backend.asarray(xa, index=dev.index)
+
+        def run():
+            loss = hand_reductions(dev.xp, x)[0]
+            dev.synchronize()
+            return loss
+        return run
+
+    def torch_(dev):
+        torch, tdev, sync = _torch_device(dev)
+        x = torch.tensor(xa, device=tdev, requires_grad=True)
+
+        def run():
+            x.grad = None
+            loss = (x.sum(0).sum() + x.mean(1).sum() + x.amax(1).sum()
+                    + x.logsumexp(1).sum() + x.var(0, correction=0).sum())
+            loss.backward()
+            sync()
+            return loss.detach()
+        return run
+
+    # sum, mean, max, logsumexp, var over an axis, each summed: 10 reductions and 4 additions.
+    return Workload("reductions", "reductions", f"{n}x{n}", 14,
+                    {"gradflow": gradflow_, "hand": hand, "torch": torch_})
+
+
+# --- matmul --------------------------------------------------------------------------------------
+def _matmul(n: int) -> Workload:
+    rng = _host_rng(n + 2)
+    aa, ba, ga = (rng.standard_normal((n, n), dtype="float32") for _ in range(3))
+
+    def gradflow_(dev):
+        a = gf.tensor(aa, device=dev, requires_grad=True)
+        b = gf.tensor(ba, device=dev, requires_grad=True)
+        g = gf.tensor(ga, device=dev)
+
+        def run():
+            a.grad = None
+            b.grad = None
+            y = a @ b
+            y.backward(g)
+            dev.synchronize()
+            return y
+        return run
+
+    def hand(dev):
+        a, b, g = (dev.backend.asarray(v, index=dev.index) for v in (aa, ba, ga))
+
+        def run():
+            y = a @ b          # forward
+            g @ b.T            # d/da
+            a.T @ g            # d/db
+            dev.synchronize()
+            return y
+        return run
+
+    def torch_(dev):
+        torch, tdev, sync = _torch_device(dev)
+        a = torch.tensor(aa, device=tdev, requires_grad=True)
+        b = torch.tensor(ba, device=tdev, requires_grad=True)
+        g = torch.tensor(ga, device=tdev)
+
+        def run():
+            a.grad = None
+            b.grad = None
+            y = a @ b
+            y.backward(g)
+            sync()
+            return y.detach()
+        return run
+
+    return Workload("matmul", "matmul fwd+bwd", f"{n}x{n}", 3,
+                    {"gradflow": gradflow_, "hand": hand, "torch": torch_})
+
+
+# --- MLP training --------------------------------------------------------------------------------
+def initial_mlp_params(sizes, seed: int = 0):
+    """Host float32 arrays [W1, b1, W2, b2, ...] for an MLP of `sizes`, drawn like nn.Linear's
+    default initialisation (uniform in +-1/sqrt(fan_in)); W has shape (out, in)."""
+    rng = _host_rng(seed)
+    params = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        bound = 1.0 / n_in ** 0.5
+        params.append(rng.uniform(-bound, bound, (n_out, n_in)).astype("float32"))
+        params.append(rng.uniform(-bound, bound, (n_out,)).astype("float32"))
+    return params
+
+
+def gradflow_mlp(sizes, params, dev, lr: float = 1e-3):
+    """A gradflow MLP holding copies of `params`, and its Adam optimizer."""
+    model = gf.nn.MLP(sizes, device=dev)
+    with gf.no_grad():
+        for p, v in zip(model.parameters(), params):
+            if tuple(p.shape) != v.shape:
+                raise ValueError(f"gradflow_mlp: parameter of shape {p.shape} cannot take an "
+                                 f"initial value of shape {v.shape}")
+            p.data[...] = dev.backend.asarray(v, index=dev.index)
+    return model, gf.optim.Adam(model.parameters(), lr=lr)
+
+
+def torch_mlp(torch, sizes, params, tdev):
+    """The same MLP in PyTorch (nn.Linear and nn.ReLU), holding copies of `params`."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers).to(tdev)
+    with torch.no_grad():
+        for p, v in zip(model.parameters(), params):
+            p.copy_(torch.from_numpy(v))
+    return model
+
+
+def _batches(sizes, batch: int, count: int = 8, seed: int = 0):
+    # Random images with random labels, cycled: steps see different data (as in training) and
+    # the loss stays in its usual range however many steps the timer runs.
+    rng = _host_rng(seed + batch)
+    xs = [rng.standard_normal((batch, sizes[0]), dtype="float32") for _ in range(count)]
+    ts = [rng.integers(0, sizes[-1], batch).astype("int64") for _ in range(count)]
+    return xs, ts
+
+
+def _mlp_step(sizes, batch: int) -> Workload:
+    params = initial_mlp_params(sizes)
+    xs, ts = _batches(sizes, batch)
+    name = "-".join(map(str, sizes))
+
+    def gradflow_(dev):
+        model, opt = gradflow_mlp(sizes, params, dev)
+        data = [(gf.tensor(x, device=dev), gf.tensor(t, device=dev)) for x, t in zip(xs, ts)]
+        cross_entropy = gf.nn.functional.cross_entropy
+        it = [0]
+
+        def run():
+            x, t = data[it[0] % len(data)]
+            it[0] += 1
+            opt.zero_grad()
+            loss = cross_entropy(model(x), t)
+            loss.backward()
+            opt.step()
+            dev.synchronize()
+            return loss
+        return run
+
+    def hand(dev):
+        # Copies: HandMLP updates its arrays in place, and on the CPU asarray would share them.
+        mlp = HandMLP([dev.backend.asarray(p.copy(), index=dev.index) for p in params], dev.xp)
+        data = [(dev.backend.asarray(x, index=dev.index), dev.backend.asarray(t, index=dev.index))
+                for x, t in zip(xs, ts)]
+        it = [0]
+
+        def run():
+            x, t = data[it[0] % len(data)]
+            it[0] += 1
+            loss = mlp.step(x, t)
+            dev.synchronize()
+            return loss
+        return run
+
+    def torch_(dev):
+        torch, tdev, sync = _torch_device(dev)
+        model = torch_mlp(torch, sizes, params, tdev)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)  # PyTorch's default Adam
+        data = [(torch.from_numpy(x).to(tdev), torch.from_numpy(t).to(tdev))
+                for x, t in zip(xs, ts)]
+        cross_entropy = torch.nn.functional.cross_entropy
+        it = [0]
+
+        def run():
+            x, t = data[it[0] % len(data)]
+            it[0] += 1
+            opt.zero_grad()
+            loss = cross_entropy(model(x), t)
+            loss.backward()
+            opt.step()
+            sync()
+            return loss.detach()
+        return run
+
+    return Workload("mlp_step", f"MLP {name} + Adam step", f"batch {batch}", None,
+                    {"gradflow": gradflow_, "hand": hand, "torch": torch_})
+
+
+def _mnist_epoch(sizes, samples: int | None, batch: int = 100) -> Workload:
+    params = initial_mlp_params(sizes, seed=1)
+    label = "MNIST sample" + ("" if samples is None else f" ({samples})")
+
+    def dataset(dev):
+        ds = gf.datasets.MNISTSample(train=True, device=dev)
+        if samples is not None:
+            ds = gf.data.TensorDataset(*(t[:samples] for t in ds.tensors))
+        return ds
+
+    # Each timed call is one epoch from the same initial weights and a fresh optimizer: the
+    # weights are restored in place first (a copy of 1.8M numbers, negligible), so every epoch
+    # does the same work and the loss never drifts towards underflow however many are timed.
+    def gradflow_(dev):
+        ds = dataset(dev)
+        loader = gf.data.DataLoader(ds, batch_size=batch, shuffle=True, seed=0, device=dev)
+        model, _ = gradflow_mlp(sizes, params, dev)
+        start = [p.data.copy() for p in model.parameters()]
+        cross_entropy = gf.nn.functional.cross_entropy
+
+        def run():
+            for p, v in zip(model.parameters(), start):
+                p.data[...] = v
+            opt = gf.optim.Adam(model.parameters(), lr=1e-3)
+            for x, t in loader:
+                opt.zero_grad()
+                loss = cross_entropy(model(x), t)
+                loss.backward()
+                opt.step()
+            dev.synchronize()
+            return loss
+        return run
+
+    def hand(dev):
+        xp = dev.xp
+        ds = dataset(dev)
+        x_all, t_all = (t.data for t in ds.tensors)
+        n = x_all.shape[0]
+        start = [dev.backend.asarray(p, index=dev.index) for p in params]
+        rng = _host_rng(0)
+
+        def run():
+            mlp = HandMLP([p.copy() for p in start], xp)
+            order = dev.backend.asarray(rng.permutation(n), index=dev.index)
+            for i in range(0, n, batch):
+                idx = order[i:i + batch]
+                loss = mlp.step(x_all[idx], t_all[idx])
+            dev.synchronize()
+            return loss
+        return run
+
+    def torch_(dev):
+        torch, tdev, sync = _torch_device(dev)
+        ds = dataset(dev)
+        x_all, t_all = (torch.from_numpy(t.numpy()).to(tdev) for t in ds.tensors)
+        n = x_all.shape[0]
+        model = torch_mlp(torch, sizes, params, tdev)
+        start = [p.detach().clone() for p in model.parameters()]
+        cross_entropy = torch.nn.functional.cross_entropy
+        gen = torch.Generator().manual_seed(0)
+
+        def run():
+            with torch.no_grad():
+                for p, v in zip(model.parameters(), start):
+                    p.copy_(v)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            order = torch.randperm(n, generator=gen).to(tdev)
+            for i in range(0, n, batch):
+                idx = order[i:i + batch]
+                opt.zero_grad()
+                loss = cross_entropy(model(x_all[idx]), t_all[idx])
+                loss.backward()
+                opt.step()
+            sync()
+            return loss.detach()
+        return run
+
+    return Workload("mnist_epoch", "MNIST epoch", f"{label}, batch {batch}", None,
+                    {"gradflow": gradflow_, "hand": hand, "torch": torch_})
+
+
+def workloads(mode: str = "quick") -> list[Workload]:
+    """Every workload of `mode` ('tiny', 'quick' or 'full'), in report order.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown benchmark mode {mode!r}: expected one of {sorted(MODES)}")
+    m = MODES[mode]
+    out = [_chain(n) for n in m["chain"]]
+    out += [_reductions(n) for n in m["reductions"]]
+    out += [_matmul(n) for n in m["matmul"]]
+    out += [_mlp_step(m["mlp_sizes"], b) for b in m["mlp_batches"]]
+    out.append(_mnist_epoch(m["mlp_sizes"], m["epoch_samples"]))
+    return out

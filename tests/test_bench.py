@@ -1,0 +1,423 @@
+"""The benchmark report and suite, the baselines they compare with, and the hot path's fast rules.
+
+The report and the pytest-benchmark suite run in a tiny mode here (seconds), so neither can rot;
+their timings are never asserted. What is asserted: the files and fields they produce, that
+every contender of a workload computes the same thing (a baseline that does less work would
+make every ratio a lie), and that the array-level backward rules agree with the recorded ones.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gradflow as gf
+from gradflow.autograd import Function
+import gradflow.bench.workloads as wl
+from gradflow.bench import baselines, memory, report, timing
+
+ROOT = Path(__file__).resolve().parents[1]
+HAS_TORCH = wl.torch_or_none() is not None
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+# --- the report, end to end ------------------------------------------------------------------
+def test_report_tiny_mode_writes_table_json_and_png(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradflow.bench", "--mode", "tiny", "--out", str(tmp_path),
+         "--only", "chain", "--rounds", "2", "--no-memory"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "elementwise chain" in proc.stdout and "targets (measured, not asserted)" in proc.stdout
+
+    data = json.loads((tmp_path / "cpu-tiny.json").read_text())
+    assert data["mode"] == "tiny" and data["devices"] == ["cpu"]
+    machine = data["machine"]
+    assert machine["host"]["cpu"] and machine["host"]["usable_cpus"] >= 1
+    assert machine["devices"][0]["device"] == "cpu"
+    assert machine["versions"]["numpy"] == np.__version__
+    # Speed-relevant settings are recorded even when unset (as null), never changed.
+    assert "OPENBLAS_CORETYPE" in machine["env"]
+    assert machine["env"]["OPENBLAS_CORETYPE"] == os.environ.get("OPENBLAS_CORETYPE")
+    assert all(p["num_threads"] >= 1 for p in machine["blas"])  # BLAS/OpenMP pools, if known
+
+    rows = {(r["workload"], r["size"]): r for r in data["rows"]}
+    assert set(rows) == {("chain", "32x32"), ("chain", "64x64")}
+    chain = rows[("chain", "32x32")]
+    assert chain["ops_per_iteration"] == baselines.CHAIN_OPS
+    for key in ("gradflow/cpu", "hand/cpu") + (("torch/cpu",) if HAS_TORCH else ()):
+        t = chain["timings"][key]
+        assert len(t["rounds_s"]) == 2 and 0 < t["best_s"] <= t["median_s"]
+    assert "gradflow/hand (cpu)" in chain["ratios"]
+    if HAS_TORCH:
+        assert "gradflow/torch (cpu)" in chain["ratios"]
+    else:
+        assert any("torch" in u for u in data["unmeasured"])
+    assert any("cuda" in u for u in data["unmeasured"]) or "cuda" in data["devices"][0]
+
+    statuses = {t["target"]: t["status"] for t in data["targets"]}
+    chain_target = next(k for k in statuses if "chain 32x32" in k)
+    assert statuses[chain_target] in (("met", "missed") if HAS_TORCH else ("unmeasured",))
+
+    png = (tmp_path / "cpu-tiny.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+def test_training_peak_memory_counts_parameters_and_state():
+    w = next(w for w in wl.workloads("tiny") if w.key == "mlp_step")
+    n_params = sum(p.size for p in wl.initial_mlp_params(wl.MODES["tiny"]["mlp_sizes"]))
+    cpu = gf.device("cpu")
+    for impl in ("gradflow", "hand"):
+        peak = memory.training_peak(w, impl, cpu, steps=2)
+        assert peak["method"] == "tracemalloc"
+        # At least parameters, gradients and Adam's two moments, in float32; far below 10x.
+        assert 4 * 4 * n_params <= peak["peak_bytes"] < 40 * 4 * n_params, (impl, peak)
+    with pytest.raises(wl.Unavailable, match="allocator"):
+        memory.training_peak(w, "torch", cpu)
+
+
+def test_benchmark_suite_runs_once_as_tests():
+    env = _env()
+    env["GRADFLOW_BENCH_MODE"] = "tiny"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/", "--benchmark-disable", "-q",
+         "-p", "no:cacheprovider"], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout
+
+
+def test_worker_calibrates_each_workload_on_its_own():
+    # A cached calibration of a fast workload reused for a slow one would run the slow one
+    # thousands of times per round. The worker serves any contender; gradflow needs no torch.
+    reqs = [{"mode": "tiny", "group": g, "impl": "gradflow", "device": "cpu", "rounds": 1,
+             "round_s": rs} for g, rs in (("elementwise chain 32x32", 0.02),
+                                          ("MNIST epoch MNIST sample (400), batch 100", 0.001))]
+    proc = subprocess.run([sys.executable, "-m", "gradflow.bench._worker"], cwd=ROOT,
+                          env=_env(), input="".join(json.dumps(r) + "\n" for r in reqs),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    replies = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [("timing" in r) for r in replies] == [True, True], replies
+    assert replies[0]["timing"]["number"] > 1 and replies[1]["timing"]["number"] == 1
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown benchmark mode 'huge'"):
+        wl.workloads("huge")
+    with pytest.raises(ValueError, match="unknown benchmark mode 'huge'"):
+        report.run("huge")
+    with pytest.raises(ValueError, match="unknown contenders"):
+        report.run("tiny", impls=("gradflow", "jax"))
+    w = wl.workloads("tiny")[0]
+    with pytest.raises(ValueError, match="unknown contender 'jax'"):
+        w.build("jax", "cpu")
+    lone = wl.Workload("lone", "lone", "1x1", builders={"gradflow": lambda dev: (lambda: None)})
+    with pytest.raises(wl.Unavailable, match="lone 1x1 has no hand contender"):
+        lone.build("hand", "cpu")
+    with pytest.raises(ValueError, match="rounds must be at least 1"):
+        timing.compare({"f": lambda: None}, rounds=0)
+
+
+# --- timing ----------------------------------------------------------------------------------
+def test_compare_interleaves_rounds_and_keeps_the_best():
+    calls = []
+    t = timing.compare({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                       rounds=4, round_s=0.001, warmup=1)
+    assert set(t) == {"a", "b"}
+    for v in t.values():
+        assert len(v.rounds) == 4 and v.best == min(v.rounds) and v.number >= 1
+        assert v.best <= v.median
+    # Rounds alternate: after calibration the calls come in runs, a's and b's taking turns.
+    tail = calls[-(t["a"].number + t["b"].number) * 4:]
+    runs = [c for i, c in enumerate(tail) if i == 0 or tail[i - 1] != c]
+    assert tail.count("a") == t["a"].number * 4 and len(runs) >= 3
+    merged = timing.merge([t["a"], t["b"]])
+    assert merged.best == min(t["a"].best, t["b"].best) and len(merged.rounds) == 8
+    assert timing.Timing.from_dict(t["a"].as_dict()) == t["a"]
+
+
+# --- every contender computes the same thing ------------------------------------------------------
+def _host(r):
+    if hasattr(r, "detach"):
+        return r.detach().cpu().numpy()
+    if hasattr(r, "numpy"):
+        return r.numpy()
+    return np.asarray(r)
+
+
+@pytest.mark.parametrize("key", ["chain", "reductions", "matmul", "mlp_step"])
+def test_contenders_of_a_workload_agree(device, key):
+    w = next(w for w in wl.workloads("tiny") if w.key == key)
+    results = {}
+    for impl in wl.IMPLS:
+        try:
+            run = w.build(impl, device)
+        except wl.Unavailable:
+            continue
+        # Three calls: for the MLP, three training steps from the same weights on the same
+        # batches; the losses of the last one agree only if every update did.
+        results[impl] = [_host(run()) for _ in range(3)]
+    assert "gradflow" in results and len(results) >= 2
+    ref = results["gradflow"]
+    for impl, got in results.items():
+        for a, b in zip(ref, got):
+            np.testing.assert_allclose(b, a, rtol=2e-4, atol=1e-5, err_msg=f"{key}: {impl}")
+
+
+def test_hand_mlp_matches_gradflow_parameters_after_steps():
+    sizes = [20, 16, 12, 5]
+    params = wl.initial_mlp_params(sizes, seed=3)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, sizes[0]), dtype=np.float32)
+    t = rng.integers(0, sizes[-1], 8)
+    model, opt = wl.gradflow_mlp(sizes, params, gf.device("cpu"), lr=1e-2)
+    hand = baselines.HandMLP([p.copy() for p in params], np, lr=1e-2)
+    xg, tg = gf.tensor(x), gf.tensor(t)
+    for _ in range(4):
+        opt.zero_grad()
+        loss = gf.nn.functional.cross_entropy(model(xg), tg)
+        loss.backward()
+        opt.step()
+        hand_loss = hand.step(x, t)
+        np.testing.assert_allclose(hand_loss, loss.item(), rtol=1e-5)
+    for p, q in zip(model.parameters(), hand.params):
+        np.testing.assert_allclose(q, p.numpy(), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="pairs"):
+        baselines.HandMLP(params[:3], np)
+
+
+def test_hand_chain_matches_gradflow_gradients():
+    rng = np.random.default_rng(1)
+    xa, wa = (rng.standard_normal((5, 7)) for _ in range(2))
+    x = gf.tensor(xa, requires_grad=True)
+    w = gf.tensor(wa, requires_grad=True)
+    loss = wl.chain_expr(x, w)
+    loss.backward()
+    hl, gx, gw = baselines.hand_chain(np, xa, wa)
+    np.testing.assert_allclose(hl, loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(gx, x.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(gw, w.grad.numpy(), rtol=1e-10)
+
+
+def test_hand_reductions_match_gradflow_gradients():
+    rng = np.random.default_rng(2)
+    xa = rng.standard_normal((6, 9))
+    x = gf.tensor(xa, requires_grad=True)
+    loss = (x.sum(axis=0).sum() + x.mean(axis=1).sum() + x.max(axis=1).sum()
+            + x.logsumexp(axis=1).sum() + x.var(axis=0).sum())
+    loss.backward()
+    hl, gx = baselines.hand_reductions(np, xa)
+    np.testing.assert_allclose(hl, loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(gx, x.grad.numpy(), rtol=1e-10)
+
+
+# --- targets and table, on made-up results (the GPU branches run here too) ------------------------
+def _fake(rows, devices=("cpu",)):
+    def timings(**kw):
+        return {k.replace("__", "/"): {"best_s": v, "median_s": v, "number": 1, "rounds_s": [v]}
+                for k, v in kw.items()}
+    out = {"mode": "full", "devices": list(devices), "memory": {}, "unmeasured": [],
+           "rows": [{"workload": k, "title": k, "size": s, "ops_per_iteration": ops,
+                     "timings": timings(**t), "missing": {}} for k, s, ops, t in rows]}
+    out["targets"] = report.targets(out)
+    return out
+
+
+def test_targets_report_met_missed_and_unmeasured():
+    res = _fake([
+        ("mlp_step", "batch 100", None,
+         dict(gradflow__cpu=9.0, hand__cpu=10.0, torch__cpu=10.0)),
+        ("chain", "32x32", 9, dict(gradflow__cpu=1.0, torch__cpu=1.0)),
+        ("matmul", "1024x1024", 3, dict(gradflow__cpu=1.04, hand__cpu=1.0)),
+    ])
+    status = {t["target"]: t["status"] for t in res["targets"]}
+    assert status["CPU MLP step, batch 100: gradflow / hand-written NumPy <= 1.05"] == "met"
+    assert status["CPU MLP step, batch 100: gradflow / PyTorch (default Adam) <= 0.8"] == "missed"
+    assert status["CPU elementwise chain 32x32: gradflow per op / PyTorch per op <= 0.8"] == \
+        "missed"
+    assert status["CPU matmul fwd+bwd 1024x1024: gradflow / NumPy's own matmuls <= 1.05"] == "met"
+    gpu = [t for t in res["targets"] if t["target"].startswith("GPU")]
+    assert gpu and all(t["status"] == "unmeasured" and t["value"] is None for t in gpu)
+
+
+def test_table_and_targets_with_a_gpu_column():
+    res = _fake([
+        ("matmul", "4096x4096", 3, dict(gradflow__cpu=4.0, hand__cpu=3.9, **{
+            "gradflow__cuda:0": 0.2, "hand__cuda:0": 0.19})),
+        ("mnist_epoch", "sample", None, dict(gradflow__cpu=2.0, **{"gradflow__cuda:0": 0.5})),
+    ], devices=("cpu", "cuda:0"))
+    status = {t["target"]: (t["status"], t["value"]) for t in res["targets"]}
+    assert status["GPU matmul fwd+bwd 4096x4096: speedup over the CPU >= 10"] == ("met", 20.0)
+    assert status["GPU MNIST epoch: speedup over the CPU > 1"] == ("met", 4.0)
+    table = report.format_table(res)
+    line = next(ln for ln in table.splitlines() if ln.startswith("matmul") and "cuda:0" in ln)
+    assert line.rstrip().endswith("20.00x")
+    assert "200 ms" in line and "190 ms" in line
+
+
+# --- the hot path: array-level rules agree with the recorded ones ---------------------------------
+def _fast_rule_cases():
+    x = lambda: gf.randn(3, 4, dtype=gf.float64, requires_grad=True)  # noqa: E731
+    row = lambda: gf.randn(4, dtype=gf.float64, requires_grad=True)  # noqa: E731
+    pos = lambda: (gf.rand(3, 4, dtype=gf.float64) + 0.5).requires_grad_()  # noqa: E731
+    return {
+        "Add": lambda: (lambda a, b: a + b, [x(), row()]),
+        "Sub": lambda: (lambda a, b: a - b, [row(), x()]),
+        "Mul": lambda: (lambda a, b: 2.0 * a * b, [x(), row()]),
+        "Div": lambda: (lambda a, b: a / b, [x(), pos()]),
+        "Neg": lambda: (lambda a: -a, [x()]),
+        "Exp": lambda: (lambda a: a.exp(), [x()]),
+        "Log": lambda: (lambda a: a.log(), [pos()]),
+        "Sqrt": lambda: (lambda a: a.sqrt(), [pos()]),
+        "Tanh": lambda: (lambda a: a.tanh(), [x()]),
+        "Sigmoid": lambda: (lambda a: a.sigmoid(), [x()]),
+        "Relu": lambda: (lambda a: a.relu(), [x()]),
+        "Sum": lambda: (lambda a: a.sum(axis=1) * 1.5, [x()]),
+        "Mean": lambda: (lambda a: a.mean(axis=0, keepdims=True) * 1.5, [x()]),
+        # Large enough for a broadcast view instead of a filled array (see expand_array).
+        "Sum, large": lambda: (lambda a: a.sum() * 1.5, [gf.randn(200, 100, dtype=gf.float64,
+                                                                  requires_grad=True)]),
+        "Mean, large": lambda: (lambda a: a.mean(axis=1) * 1.5, [gf.randn(
+            300, 100, dtype=gf.float64, requires_grad=True)]),
+        "MatMul": lambda: (lambda a, b: a @ b, [x(), gf.randn(4, 2, dtype=gf.float64,
+                                                               requires_grad=True)]),
+        "Reshape": lambda: (lambda a: a.reshape(4, 3) * 1.0, [x()]),
+        "Transpose": lambda: (lambda a: a.T * 1.0, [x()]),
+        "BroadcastTo": lambda: (lambda a: a.broadcast_to((3, 4)) * 1.0, [row()]),
+        "SumTo": lambda: (lambda a: gf.sum_to(a, (1, 4)) * 1.0, [x()]),
+    }
+
+
+def test_every_fast_rule_has_an_agreement_case():
+    fast = sorted(name for name, cls in Function.registry.items()
+                  if cls.backward_arrays is not None and cls.__module__.startswith("gradflow.ops")
+                  and not cls.__module__.endswith(".nn"))
+    missing = sorted(set(fast) - set(_fast_rule_cases()))
+    assert not missing, f"Functions with backward_arrays but no agreement case: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(_fast_rule_cases()))
+def test_fast_rule_agrees_with_the_recorded_rule(device, name):
+    fn, inputs = _fast_rule_cases()[name]()
+    inputs = [t.to(device).detach().requires_grad_() for t in inputs]
+    y = fn(*inputs)
+    assert type(y.grad_fn).__name__ in (name.split(",")[0], "Mul"), y.grad_fn
+    gy = gf.randn(*y.shape, dtype=y.dtype, device=device)
+    # create_graph=True takes the recorded rules, a plain gf.grad the array-level ones.
+    slow = gf.grad(fn(*inputs), inputs, gy, create_graph=True)
+    fast = gf.grad(fn(*inputs), inputs, gy)
+    for s, f in zip(slow, fast):
+        assert not f.requires_grad and s.dtype == f.dtype and s.shape == f.shape
+        np.testing.assert_allclose(f.numpy(), s.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_leaf_gradients_never_alias_each_other_or_the_callers_arrays():
+    a = gf.randn(3, requires_grad=True)
+    b = gf.randn(3, requires_grad=True)
+    (a + b).sum().backward()  # Add hands both leaves the same gradient array
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data += 1
+    assert (b.grad.numpy() == 1).all()
+
+    x = gf.randn(4, 3, requires_grad=True)
+    x.sum().backward()  # a read-only broadcast view: the leaf gets a writeable copy
+    x.grad.data *= 2
+    assert (x.grad.numpy() == 2).all()
+
+    x = gf.randn(3, requires_grad=True)
+    g = gf.ones(3)
+    (x * 1.0 + 0.0).backward(g)
+    x.grad.data[...] = 7
+    assert (g.numpy() == 1).all()
+
+    x = gf.randn(3, requires_grad=True)
+    mid = x * 2.0
+    mid.retain_grad()
+    out = mid + 0.0
+    out.backward(gf.ones(3))
+    assert not np.shares_memory(x.grad.data, mid.grad.data)
+
+    w = gf.randn(5, 4, requires_grad=True)
+    (gf.randn(3, 5) @ w).sum().backward()  # a fresh product array is kept, not copied
+    assert w.grad.data.base is None and w.grad.data.flags.writeable
+
+
+def test_fast_path_keeps_the_graph_checks():
+    x = gf.randn(3, requires_grad=True)
+    y = x.exp()
+    z = y * 2.0
+    with gf.no_grad():
+        y += 1  # the output Exp saved for backward changes
+    with pytest.raises(gf.BackwardError, match="modified in place"):
+        z.sum().backward()
+    x = gf.randn(3, requires_grad=True)
+    loss = (x * x).sum()
+    loss.backward()
+    with pytest.raises(gf.BackwardError, match="second time"):
+        loss.backward()
+    from gradflow.ops.elementwise import Add
+    with pytest.raises(TypeError, match="at least one Tensor"):
+        Add()(1.0, 2.0)
+    x = gf.tensor([2.0], dtype=gf.float64, requires_grad=True)
+    (g,) = gf.grad((x ** 3).sum(), [x], create_graph=True)
+    (gg,) = gf.grad(g.sum(), [x])
+    assert math.isclose(gg.item(), 12.0)
+
+
+# --- the blocked, threaded CPU Adam (gradflow/backend/fused_numpy.py) -----------------------------
+@pytest.mark.parametrize("amsgrad, weight_decay, decoupled, maximize", [
+    (False, 0.0, False, False), (True, 0.01, False, True), (False, 0.01, True, False)])
+def test_blocked_adam_is_bit_for_bit_the_plain_update(amsgrad, weight_decay, decoupled, maximize):
+    from gradflow.backend import fused_numpy as fn
+    n = 2 * fn._BLOCK + 12345  # several blocks and a ragged last one
+    rng = np.random.default_rng(0)
+    p0, g = (rng.standard_normal(n, dtype=np.float32) for _ in range(2))
+    state0 = [np.abs(rng.standard_normal(n, dtype=np.float32)) for _ in range(3)]
+    kw = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=weight_decay,
+              decoupled=decoupled, maximize=maximize)
+
+    def run(blocked):
+        p, m, v, vmax = p0.copy(), *(s.copy() for s in state0)
+        shapes = (p, g, m, v, vmax if amsgrad else None)
+        saved = fn._BLOCK
+        if not blocked:
+            fn._BLOCK = 10 * n  # everything counts as small: the plain passes
+        try:
+            for step in (1, 2, 3):
+                fn.adam_update(*shapes, step=step, **kw)
+        finally:
+            fn._BLOCK = saved
+        return p, m, v, vmax
+
+    for a, b in zip(run(True), run(False)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_blocked_adam_leaves_non_contiguous_arrays_to_the_plain_passes():
+    from gradflow.backend import fused_numpy as fn
+    n = 2 * fn._BLOCK
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((2, n), dtype=np.float32)
+    p = base[:, ::2]  # a strided view: reshape(-1) would copy, so it must not be blocked
+    expect = p.copy()
+    before = p.copy()
+    g = rng.standard_normal(p.shape, dtype=np.float32)
+    m, v = np.zeros_like(expect), np.zeros_like(expect)
+    m2, v2 = m.copy(), v.copy()
+    kw = dict(step=1, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              decoupled=False, maximize=False)
+    fn.adam_update(p, g, m, v, None, **kw)
+    fn.adam_update(expect, g, m2, v2, None, **kw)
+    np.testing.assert_array_equal(p, expect)
+    assert np.abs(p - before).min() > 0  # the view itself was updated, every element
