@@ -176,7 +176,10 @@ def main(argv=None) -> dict:
                         help="folder for the plot and graph pictures")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: gradflow's)")
     args = parser.parse_args(argv)
-    device = gf.device(args.device)
+    try:
+        device = gf.device(args.device)
+    except (gf.DeviceError, ValueError) as exc:  # no CuPy or GPU, or not a device name
+        parser.error(f"--device {args.device}: {exc}")
     n_points = args.points or (101 if args.fast else 1001)
     if n_points < 2:
         parser.error(f"--points must be at least 2, got {n_points}")

@@ -52,7 +52,7 @@ def readme_expression(make):
     f = e ** 2
     g = f / 2.0
     g += 10.0 / f
-    return a, b, g
+    return a, b, g, {"c": c, "d": d, "e": e, "f": f}
 
 
 def scalar_lesson(device) -> dict:
@@ -60,11 +60,14 @@ def scalar_lesson(device) -> dict:
         t = gf.tensor(x, dtype=gf.float64, device=device, requires_grad=True)
         return t
 
-    a, b, g = readme_expression(tensor)
+    a, b, g, named = readme_expression(tensor)
     g.name = "g"
     a.name, b.name = "a", "b"
+    for name, t in named.items():  # micrograd's picture shows data and grad of these too
+        t.name = name
+        t.retain_grad()
     g.backward(retain_graph=True)  # keep the graph for its picture
-    va, vb, vg = readme_expression(lambda x: Value(x, device=device))
+    va, vb, vg, _ = readme_expression(lambda x: Value(x, device=device))
     vg.backward()
     print("  micrograd's README expression (expected g = 24.7041, dg/da = 138.8338, "
           "dg/db = 645.5773)")
@@ -260,7 +263,10 @@ def main(argv=None) -> dict:
         parser.error(f"--samples must be at least 2, got {args.samples}")
     scalar_steps = args.scalar_steps if args.scalar_steps is not None else (0 if args.fast else 2)
     scalar_steps = min(scalar_steps, args.steps)
-    device = gf.device(args.device)
+    try:
+        device = gf.device(args.device)
+    except (gf.DeviceError, ValueError) as exc:  # no CuPy or GPU, or not a device name
+        parser.error(f"--device {args.device}: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
     files = []
 

@@ -161,7 +161,10 @@ def main(argv=None) -> dict:
     epochs = args.epochs if args.epochs is not None else (3 if args.fast else 10)
     if epochs < 1:
         parser.error(f"--epochs must be at least 1, got {epochs}")
-    device = gf.device(args.device)
+    try:
+        device = gf.device(args.device)
+    except (gf.DeviceError, ValueError) as exc:  # no CuPy or GPU, or not a device name
+        parser.error(f"--device {args.device}: {exc}")
     mf.configure(device=device, dtype=gf.float64)
     args.out.mkdir(parents=True, exist_ok=True)
     files = []

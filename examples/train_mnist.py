@@ -22,6 +22,7 @@ the 5,000-digit MNIST sample that ships with gradflow (`--dataset mnist-sample`)
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import time
@@ -48,22 +49,23 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Train an MLP on MNIST with gradflow (CPU or CUDA).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        description="Train an MLP on MNIST with gradflow (CPU or CUDA).")
     p.add_argument("--dataset", choices=("mnist", "fashion-mnist", "mnist-sample"),
-                   default="mnist", help="mnist falls back to mnist-sample when it has no files")
-    p.add_argument("--epochs", type=int, default=10, help="train until this many epochs are done")
-    p.add_argument("--batch-size", type=int, default=100)
+                   default="mnist", help="mnist falls back to mnist-sample when it has no files "
+                   "(default: mnist)")
+    p.add_argument("--epochs", type=int, default=10, help="train until this many epochs are done (default: 10)")
+    p.add_argument("--batch-size", type=int, default=100, help="default: 100")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-3)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
-                   help="sgd uses momentum 0.9")
+                   help="sgd uses momentum 0.9 (default: adam)")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
-                   help="cosine: anneal the lr to 0 over the run's batches")
+                   help="cosine: anneal the lr to 0 over the run's batches (default: "
+                   "constant)")
     p.add_argument("--hidden", type=_sizes, default=[1000, 1000],
-                   help="hidden layer widths, comma-separated")
+                   help="hidden layer widths, comma-separated (default: 1000,1000)")
     p.add_argument("--device", default=None,
                    help="cpu, cuda or cuda:N (overrides GRADFLOW_DEVICE; default: it, else cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling")
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling (default: 0)")
     p.add_argument("--out", type=Path, default=None,
                    help=f"directory for {CHECKPOINT} and {CURVES} (default: {DEFAULT_OUT}, or "
                         "the directory of --resume)")
@@ -75,9 +77,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "~/.cache/gradflow)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG of the curves")
     args = p.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or (args.lr is not None and not args.lr > 0):
-        p.error(f"--epochs and --batch-size must be >= 1 and --lr > 0, got {args.epochs}, "
-                f"{args.batch_size}, {args.lr}")
+    if args.epochs < 1 or args.batch_size < 1 or (
+            args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr))):
+        p.error(f"--epochs and --batch-size must be >= 1 and --lr a finite number > 0, got "
+                f"{args.epochs}, {args.batch_size}, {args.lr}")
+    if args.device is not None:
+        try:
+            gf.device(args.device)
+        except (ValueError, gf.DeviceError) as exc:  # not a device name; no CuPy or GPU
+            p.error(f"--device {args.device!r}: {exc}")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        p.error(f"--out {args.out} is a file, not a directory")
+    # The options given on the command line (not left at their defaults): a resumed run takes
+    # the checkpoint's, and says so for each one given.
+    args.given = {k for k, v in vars(args).items() if v != p.get_default(k)}
     return args
 
 
@@ -92,8 +105,9 @@ def _sizes(text: str) -> list[int]:
 
 
 # --- data, model, optimizer -------------------------------------------------------------------
-def load_data(name: str, device, root=None):
-    """(train, test, description) for --dataset `name`, both held on `device`."""
+def load_data(name: str, device, root=None, fallback: bool = True):
+    """(train, test, description) for --dataset `name`, both held on `device`; `mnist` falls
+    back to the embedded sample when its files cannot be had, unless `fallback` is False."""
     if name == "mnist-sample":
         return (MNISTSample(train=True, device=device), MNISTSample(train=False, device=device),
                 "MNIST sample (embedded)")
@@ -102,7 +116,7 @@ def load_data(name: str, device, root=None):
         train = cls(root=root, train=True, device=device)
         test = cls(root=root, train=False, device=device)
     except DatasetNotFoundError as exc:
-        if name != "mnist":
+        if name != "mnist" or not fallback:
             raise
         where = str(exc).splitlines()[1].removeprefix("Looked in: ")
         print(f"MNIST files not found in {where} and not downloadable: training on the "
@@ -231,6 +245,22 @@ def _resume_path(p: Path) -> Path:
     return p / CHECKPOINT if p.is_dir() else p
 
 
+_CHECKPOINT_KEYS = ("config", "epoch", "model", "optimizer", "loader", "scheduler", "rng",
+                    "history", "partial")
+
+
+def _load_checkpoint(path: Path, device) -> dict:
+    """A training checkpoint written by this script, or CheckpointError naming the file."""
+    ckpt = gf.load(path, device=device)
+    missing = [k for k in _CHECKPOINT_KEYS if k not in ckpt] if isinstance(ckpt, dict) \
+        else list(_CHECKPOINT_KEYS)
+    if missing:
+        raise gf.serialization.CheckpointError(
+            f"{path} is a gradflow file but not a checkpoint of train_mnist.py: it lacks "
+            f"{', '.join(missing)}")
+    return ckpt
+
+
 def train(args: argparse.Namespace) -> dict:
     """Run the training `args` describe; returns the history (losses, accuracies, timings)."""
     if args.device is not None:
@@ -241,21 +271,24 @@ def train(args: argparse.Namespace) -> dict:
     ckpt = None
     if args.resume is not None:
         ckpt_path = _resume_path(args.resume)
-        ckpt = gf.load(ckpt_path, device=device)
+        ckpt = _load_checkpoint(ckpt_path, device)
     out = args.out or (_resume_path(args.resume).parent if args.resume else DEFAULT_OUT)
     out.mkdir(parents=True, exist_ok=True)
 
     dataset = args.dataset if ckpt is None else ckpt["config"]["dataset"]
-    train_set, test_set, data_desc = load_data(dataset, device, args.data_root)
+    # A resumed run continues on its own data: never on the sample instead of full MNIST.
+    train_set, test_set, data_desc = load_data(dataset, device, args.data_root,
+                                               fallback=ckpt is None)
     config = {"dataset": dataset if "sample" not in data_desc else "mnist-sample",
               "hidden": list(args.hidden), "optimizer": args.optimizer,
               "lr": args.lr if args.lr is not None else 1e-3,
               "batch_size": args.batch_size, "seed": args.seed, "schedule": args.schedule}
     if ckpt is not None:
         saved = ckpt["config"]
-        if args.lr is not None and args.lr != saved["lr"]:
-            print(f"note: --lr {args.lr} ignored: the checkpoint's optimizer state has lr "
-                  f"{saved['lr']:g}")
+        for key in ("dataset", "hidden", "optimizer", "lr", "batch_size", "seed", "schedule"):
+            if key in args.given and config[key] != saved[key]:
+                print(f"note: --{key.replace('_', '-')} {getattr(args, key)} ignored: the "
+                      f"checkpoint was made with {saved[key]} and continues with it")
         config.update({k: saved[k] for k in ("dataset", "hidden", "optimizer", "lr",
                                              "batch_size", "seed", "schedule")})
 
@@ -271,11 +304,15 @@ def train(args: argparse.Namespace) -> dict:
                "samples_per_s": [], "iter_loss": []}
     start_epoch, partial = 0, None
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        loader.load_state_dict(ckpt["loader"])
-        if sched is not None:
-            sched.load_state_dict(ckpt["scheduler"])
+        try:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            loader.load_state_dict(ckpt["loader"])
+            if sched is not None:
+                sched.load_state_dict(ckpt["scheduler"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise gf.serialization.CheckpointError(
+                f"{ckpt_path}: the checkpoint does not fit this run ({exc})") from None
             if sched.T_max != args.epochs * len(loader):
                 print(f"note: the cosine schedule keeps its planned length of "
                       f"{sched.T_max // len(loader)} epoch(s)")
@@ -394,7 +431,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
         return train(args)
-    except (gf.DeviceError, FileNotFoundError, IDXError, gf.serialization.CheckpointError,
+    except (gf.DeviceError, FileNotFoundError, NotADirectoryError, IDXError,
+            gf.serialization.CheckpointError,
             nn.StateDictError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -14,6 +14,7 @@ No recursion anywhere, so a chain of 100,000 ops works.
 from __future__ import annotations
 
 import contextlib
+import threading
 import functools
 import weakref
 
@@ -27,9 +28,13 @@ class BackwardError(RuntimeError):
     """Backward cannot run: a freed graph, a tensor modified in place, a wrong gradient shape."""
 
 
-class _Mode:
-    # One module-level flag, read on every op: an attribute of a class is the cheapest lookup.
+class _GradMode(threading.local):
+    # Read on every op. Per thread, as in PyTorch: a thread inside no_grad() (a data loader,
+    # an evaluation thread) must not turn recording off for the thread that trains.
     enabled = True
+
+
+_Mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
@@ -60,9 +65,22 @@ class no_grad(set_grad_enabled):
     Example:
         >>> with gf.no_grad():
         ...     y = model(x)          # y.requires_grad is False
+        >>> @gf.no_grad                # or @gf.no_grad()
+        ... def predict(x):
+        ...     return model(x).argmax(axis=1)
     """
 
-    def __init__(self) -> None:
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        if not callable(func):
+            raise TypeError(f"no_grad takes no arguments, or decorates a function; got "
+                            f"{type(func).__name__}")
+        self.__init__()
+        return self(func)  # @gf.no_grad without parentheses: the decorated function
+
+    def __init__(self, func=None) -> None:
         super().__init__(False)
 
 
@@ -137,14 +155,14 @@ class Function:
                 if isinstance(b, Tensor):
                     if b.device is not dev:
                         raise _device_mismatch(self, inputs)
-                    record = a.requires_grad or b.requires_grad
+                    record = a._rg or b._rg
                     y = self.forward(a.data, b.data)
                 else:
-                    record = a.requires_grad
+                    record = a._rg
                     y = self.forward(a.data, b)
             elif isinstance(b, Tensor):
                 dev = b.device
-                record = b.requires_grad
+                record = b._rg
                 y = self.forward(a, b.data)
             else:
                 return self._call_any(inputs)
@@ -153,7 +171,7 @@ class Function:
             if not isinstance(a, Tensor):
                 return self._call_any(inputs)
             dev = a.device
-            record = a.requires_grad
+            record = a._rg
             y = self.forward(a.data)
         else:
             return self._call_any(inputs)
@@ -165,14 +183,17 @@ class Function:
             self._output = weakref.ref(out)
             if self.saves_inputs:
                 if n == 2:
-                    self._versions = (a._version if isinstance(a, Tensor) else 0,
-                                      b._version if isinstance(b, Tensor) else 0)
+                    self._versions = (a._vc[0] if isinstance(a, Tensor) else 0,
+                                      b._vc[0] if isinstance(b, Tensor) else 0)
                 else:
-                    self._versions = (a._version,)
+                    self._versions = (a._vc[0],)
             if self.saves_output:
                 self._y = y
-            return out
-        return _make(y, dev, False, None)
+        else:
+            out = _make(y, dev, False, None)
+        if y.base is not None:  # a view (reshape, indexing, ...): maybe of an input's array
+            _share_version(out, y.base, inputs)
+        return out
 
     def _call_any(self, inputs):
         # `__call__` for any number of inputs.
@@ -185,7 +206,7 @@ class Function:
                     first = t
                 elif t.device is not first.device:
                     raise _device_mismatch(self, inputs)
-                record = record or t.requires_grad
+                record = record or t._rg
                 arrays.append(t.data)
             else:
                 arrays.append(t)
@@ -201,12 +222,15 @@ class Function:
             self.inputs = inputs
             self._output = weakref.ref(out)
             if self.saves_inputs:
-                self._versions = tuple(t._version if isinstance(t, Tensor) else 0
+                self._versions = tuple(t._vc[0] if isinstance(t, Tensor) else 0
                                        for t in inputs)
             if self.saves_output:
                 self._y = y
-            return out
-        return _make(y, dev, False, None)
+        else:
+            out = _make(y, dev, False, None)
+        if y.base is not None:
+            _share_version(out, y.base, inputs)
+        return out
 
     def saved_output(self):
         """The output, for rules written in terms of it (d exp(x) = y).
@@ -225,7 +249,7 @@ class Function:
     def _check_versions(self) -> None:
         if self.saves_inputs:
             for t, v in zip(self.inputs, self._versions):
-                if isinstance(t, Tensor) and t._version != v:
+                if isinstance(t, Tensor) and t._vc[0] != v:
                     raise BackwardError(
                         f"an input of {self.name} (shape {t.shape}) was modified in place after "
                         f"{self.name} saved it for backward (version {v} -> {t._version}); "
@@ -282,6 +306,18 @@ def _collect(roots):
                         deps[prev] = 1
                         stack.append(prev)
     return deps
+
+
+def _share_version(out, base, inputs):
+    # An output that views an input's memory shares the input's version counter: an in-place
+    # change through the view is a change of the input, for every graph that saved it, and the
+    # other way round. (NumPy and CuPy point .base at the array that owns the memory.)
+    for t in inputs:
+        if isinstance(t, Tensor):
+            d = t.data
+            if d is base or d.base is base:
+                out._vc = t._vc
+                return
 
 
 def _run_hooks(t, g):
@@ -367,7 +403,7 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
             if not raw:
                 gxs = fn.backward(gy)
             for x, gx in zip(inputs, gxs):
-                if gx is None or not isinstance(x, Tensor) or not x.requires_grad:
+                if gx is None or not isinstance(x, Tensor) or not x._rg:
                     continue
                 if raw:
                     gx = _wrap_array(gx, gy.device)

@@ -42,7 +42,11 @@ class Tensor:
         grad_fn: the `Function` that produced this tensor (None for leaves).
     """
 
-    __slots__ = ("data", "device", "requires_grad", "grad", "grad_fn", "_version", "_hooks",
+    # _rg holds requires_grad (the property checks what is assigned; the tape reads _rg). _vc
+    # is the version counter, a one-element list shared by every tensor that views the same
+    # array (views made by ops, detach()), so an in-place change through any of them is seen
+    # by every graph that saved one of them.
+    __slots__ = ("data", "device", "_rg", "grad", "grad_fn", "_vc", "_hooks",
                  "_retains_grad", "name", "__weakref__")
     # NumPy defers binary operators to us (ndarray + Tensor reaches Tensor.__radd__).
     __array_ufunc__ = None
@@ -81,10 +85,10 @@ class Tensor:
                 arr = arr.copy()  # gf.tensor copies, like torch.tensor
         self.data = arr
         self.device = dev
-        self.requires_grad = False
+        self._rg = False
         self.grad = None
         self.grad_fn = None
-        self._version = 0
+        self._vc = [0]
         self._hooks = None
         self._retains_grad = False
         self.name = None
@@ -97,10 +101,10 @@ class Tensor:
         t = _new(Tensor)
         t.data = data
         t.device = device
-        t.requires_grad = requires_grad
+        t._rg = requires_grad
         t.grad = None
         t.grad_fn = grad_fn
-        t._version = 0
+        t._vc = [0]
         t._hooks = None
         t._retains_grad = False
         t.name = None
@@ -164,8 +168,26 @@ class Tensor:
             )
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach()")
-        self.requires_grad = bool(requires_grad)
+        self._rg = bool(requires_grad)
         return self
+
+    @property
+    def requires_grad(self) -> bool:
+        """Whether gradients flow to this tensor; assigning it checks as requires_grad_ does."""
+        return self._rg
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    @property
+    def _version(self) -> int:
+        # How many times the array was changed in place, through this tensor or a view of it.
+        return self._vc[0]
+
+    @_version.setter
+    def _version(self, value: int) -> None:
+        self._vc[0] = value
 
     def backward(self, gradient=None, retain_graph: bool = False,
                  create_graph: bool = False) -> None:
@@ -203,8 +225,14 @@ class Tensor:
         return _HookHandle(self, hid)
 
     def detach(self) -> "Tensor":
-        """A tensor sharing this one's array, cut from the graph (requires_grad False)."""
-        return Tensor._make(self.data, self.device, False, None)
+        """A tensor sharing this one's array, cut from the graph (requires_grad False).
+
+        An in-place change of either is a change of both: a graph that saved one refuses to
+        backward after the other was modified.
+        """
+        t = Tensor._make(self.data, self.device, False, None)
+        t._vc = self._vc
+        return t
 
     def zero_grad(self) -> None:
         """Forget the accumulated gradient (.grad = None)."""
@@ -384,6 +412,32 @@ class Tensor:
     def flatten(self, start_axis=0, end_axis=-1): return flatten(self, start_axis, end_axis)
     def split(self, sections, axis=0): return split(self, sections, axis)
     def matmul(self, other): return matmul(self, other)
+    def add(self, other): return add(self, other)
+    def sub(self, other): return sub(self, other)
+    def mul(self, other): return mul(self, other)
+    def div(self, other): return div(self, other)
+    def pow(self, exponent): return pow(self, exponent)
+    def neg(self): return neg(self)
+    def maximum(self, other): return maximum(self, other)
+    def minimum(self, other): return minimum(self, other)
+    def leaky_relu(self, negative_slope=0.01): return leaky_relu(self, negative_slope)
+    def gelu(self): return gelu(self)
+
+
+# Each one-line method above is its gf.* function with the tensor as first argument: it gets
+# that function's docstring, so help(x.sum) and help(gf.sum) say the same.
+_METHOD_FUNCTIONS = {"view": "reshape", "expand": "broadcast_to"}
+
+
+def _document_methods():
+    functions = globals()  # the ops imported below, by their gf.* names
+    for name, fn in list(vars(Tensor).items()):
+        if name.startswith("_") or not callable(fn) or fn.__doc__:
+            continue
+        target = functions.get(_METHOD_FUNCTIONS.get(name, name))
+        if target is not None and target.__doc__:
+            fn.__doc__ = (f"x.{name}(...) is gf.{target.__name__}(x, ...).\n\n"
+                          + target.__doc__)
 
 
 def _shape_arg(shape):
@@ -396,7 +450,7 @@ _new = object.__new__
 from .ops.elementwise import (  # noqa: E402
     Add, Sub, Mul, Div, Pow, Neg, Abs, Equal, NotEqual, Less, LessEqual, Greater, GreaterEqual,
     exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, clip, astype, logical_not, logical_and,
-    logical_or, ToDevice,
+    logical_or, ToDevice, add, sub, mul, div, pow, neg, maximum, minimum, leaky_relu, gelu,
 )
 from .ops.reduce import (  # noqa: E402
     sum, mean, var, std, max, min, argmax, argmin, all, any, logsumexp, softmax, log_softmax,
@@ -406,3 +460,5 @@ from .ops.shape import (  # noqa: E402
 )
 from .ops.indexing import getitem  # noqa: E402
 from .ops.linalg import matmul  # noqa: E402
+
+_document_methods()

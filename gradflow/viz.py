@@ -54,6 +54,19 @@ def _fmt_values(t: Tensor, max_values: int):
     return "[" + ", ".join(_fmt_number(v) for v in host.ravel().tolist()) + "]"
 
 
+def _fmt_const(x, max_values: int) -> str:
+    """A constant input (a Python number or a raw array) as short text: small arrays by their
+    values, larger ones by their shape."""
+    shape = getattr(x, "shape", None)
+    if shape is None:
+        return _fmt_number(x)
+    if x.size > max_values:
+        return f"array {_shape_text(shape)}"
+    if shape == ():
+        return _fmt_number(x.item())
+    return "[" + ", ".join(_fmt_number(v) for v in x.ravel().tolist()) + "]"
+
+
 def _shape_text(shape) -> str:
     return "()" if shape == () else "(" + ", ".join(str(n) for n in shape) + ")"
 
@@ -150,7 +163,7 @@ def to_dot(tensor: Tensor, max_values: int = 4, rankdir: str = "LR",
             else:
                 src = f"const{n_const}"
                 n_const += 1
-                lines.append(f'  {src} [shape=plaintext, label="{_escape(_fmt_number(x))}"];')
+                lines.append(f'  {src} [shape=plaintext, label="{_escape(_fmt_const(x, max_values))}"];')
             label = f' [label="{pos}"]' if several else ""
             lines.append(f"  {src} -> {node}{label};")
     lines.append("}")

@@ -398,6 +398,99 @@ def test_inplace_on_a_non_leaf_records_out_of_place(device):
     np.testing.assert_allclose(a.grad.numpy(), 4 * (2 * a.numpy() + 1))
 
 
+@pytest.mark.parametrize("make_alias", [
+    lambda x: x.reshape(2, 2), lambda x: x[None], lambda x: x[...], lambda x: x[1:],
+    lambda x: x.unsqueeze(0), lambda x: gf.split(x, 2)[0], lambda x: x.detach(),
+    lambda x: x.detach().reshape(4)[::2],
+], ids=["reshape", "None", "Ellipsis", "slice", "unsqueeze", "split", "detach", "chain"])
+def test_modifying_a_saved_input_through_a_view_or_detach_is_caught(device, make_alias):
+    w = f64([1.0, 2.0, 3.0, 4.0], device)
+    x = gf.ones(4, dtype=gf.float64, device=device)
+    y = (w * x).sum()
+    alias = make_alias(x)
+    alias *= 5  # changes x's array: Mul saved x, so its gradient would be silently wrong
+    with pytest.raises(BackwardError, match=r"input of Mul \(shape \(4,\)\) was modified"):
+        y.backward()
+
+
+def test_a_saved_view_sees_a_change_of_its_base(device):
+    w = f64([1.0, 2.0, 3.0, 4.0], device)
+    v = w.reshape(2, 2)[:, 1]  # views of w, recorded
+    z = (v * v).sum()  # Mul saved v
+    with gf.no_grad():
+        w -= 1.0  # an optimizer-style step on the base
+    with pytest.raises(BackwardError, match=r"input of Mul \(shape \(2,\)\)"):
+        z.backward()
+
+
+def test_a_saved_output_modified_through_a_view_is_caught(device):
+    w = f64([1.0, 2.0], device)
+    y = gf.exp(w)
+    with gf.no_grad():
+        view = y[:]
+        view *= 2
+    with pytest.raises(BackwardError, match="output of Exp"):
+        y.sum().backward()
+
+
+def test_copies_do_not_share_versions(device):
+    w = f64([1.0, 2.0], device)
+    x = gf.ones(2, dtype=gf.float64, device=device)
+    y = (w * x).sum()
+    c = x * 1.0  # a new array
+    c += 1
+    y.backward()
+    np.testing.assert_allclose(w.grad.numpy(), [1.0, 1.0])
+
+
+def test_requires_grad_assignment_is_checked(device):
+    t = gf.arange(3, device=device)
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients, "
+                                        "got dtype int64"):
+        t.requires_grad = True
+    assert not t.requires_grad
+    x = gf.zeros(2, device=device)
+    x.requires_grad = True
+    assert x.requires_grad and x.is_leaf
+    with pytest.raises(RuntimeError, match="non-leaf"):
+        (x * 2).requires_grad = False
+
+
+def test_grad_mode_is_per_thread(device):
+    import threading
+    w = f64([1.0, 2.0], device)
+    inside, release = threading.Event(), threading.Event()
+    seen = []
+
+    def worker():
+        with gf.no_grad():
+            seen.append(gf.is_grad_enabled())
+            inside.set()
+            release.wait(5)
+
+    th = threading.Thread(target=worker)
+    th.start()
+    inside.wait(5)
+    try:
+        assert gf.is_grad_enabled() and (w * w).sum().requires_grad
+    finally:
+        release.set()
+        th.join()
+    assert seen == [False]
+
+
+def test_no_grad_decorates_without_parentheses(device):
+    x = f64([1.0], device)
+
+    @gf.no_grad
+    def infer(t):
+        return t * 2
+
+    assert not infer(x).requires_grad and gf.is_grad_enabled()
+    with pytest.raises(TypeError, match="no_grad takes no arguments"):
+        gf.no_grad(3)
+
+
 def test_inplace_without_grad_changes_the_array_and_its_version(device):
     c = gf.tensor([1.0, 2.0], device=device)
     data = c.data

@@ -120,3 +120,14 @@ def test_float64_is_supported_end_to_end(device):
     assert loss.dtype == gf.float64
     loss.backward()
     assert x.grad.dtype == w.grad.dtype == gf.float64
+
+
+def test_manual_seed_takes_any_int_and_names_anything_else():
+    gf.manual_seed(-1)  # as in PyTorch: negative seeds are seeds too
+    a = gf.rand(3).tolist()
+    gf.manual_seed(2 ** 64 - 1)
+    assert gf.rand(3).tolist() == a
+    gf.manual_seed(np.int64(5))
+    for bad in (1.5, "3", True):
+        with pytest.raises(TypeError, match="manual_seed: the seed must be an int"):
+            gf.manual_seed(bad)

@@ -240,3 +240,13 @@ def test_missing_directory_and_file(tmp_path):
         gf.save([1], tmp_path / "no" / "such" / "dir" / "c.gf")
     with pytest.raises(FileNotFoundError):
         gf.load(tmp_path / "absent.gf")
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    # Written through a temporary file (mkstemp makes it 0600) but readable like open()'s.
+    mask = os.umask(0o022)
+    try:
+        path = gf.save({"x": gf.ones(2)}, tmp_path / "ckpt.gf")
+    finally:
+        os.umask(mask)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o644)

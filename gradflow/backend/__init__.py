@@ -224,7 +224,10 @@ def manual_seed(seed: int) -> None:
     """Seed the random generators of the CPU and of every CUDA device, also of those first
     used (and of CuPy first loaded) after this call."""
     global _seed
-    seed = int(seed)
+    if not hasattr(seed, "__index__") or isinstance(seed, bool):
+        raise TypeError(f"manual_seed: the seed must be an int, got {seed!r}")
+    # Any int, negative ones included (as in PyTorch): taken modulo 2**64.
+    seed = seed.__index__() & 0xFFFF_FFFF_FFFF_FFFF
     _seed = seed
     numpy_backend.manual_seed(seed)
     if _cupy_backend is not None:

@@ -95,6 +95,10 @@ class _IDXClassification(TensorDataset):
     def _search_dirs(self, root, download: bool) -> list[Path]:
         if root is not None:
             root = Path(root).expanduser()
+            if root.exists() and not root.is_dir():
+                raise NotADirectoryError(
+                    f"{self.title}: root={str(root)!r} is a file, not a directory: pass the "
+                    "directory that holds (or will hold) the data set's files")
             if not root.is_dir() and not download:
                 raise DatasetNotFoundError(
                     f"{self.title}: data directory {root} does not exist (root={str(root)!r}); "

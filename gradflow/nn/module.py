@@ -42,10 +42,10 @@ class Parameter(Tensor):
             arr, dev = t.data, t.device
         self.data = arr
         self.device = dev
-        self.requires_grad = False
+        self._rg = False
         self.grad = None
         self.grad_fn = None
-        self._version = 0
+        self._vc = [0]
         self._hooks = None
         self._retains_grad = False
         self.name = None

@@ -87,6 +87,14 @@ def unbroadcast_array(g, x: Tensor):
     return g
 
 
+def one_axis(axis, ndim: int, op: str) -> int:
+    """Return one axis as a non-negative int, or raise naming it (a tuple is refused, not cut
+    to its first entry)."""
+    if isinstance(axis, (tuple, list)) or axis is None:
+        raise TypeError(f"{op}: axis must be one int, got {axis!r}")
+    return normalize_axis(axis, ndim, op)[0]
+
+
 def normalize_axis(axis, ndim: int, op: str):
     """Return axis as a sorted tuple of non-negative ints (None: all axes), or raise naming it."""
     if axis is None:

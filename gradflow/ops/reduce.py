@@ -8,7 +8,7 @@ import builtins
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import const, expand_array, keepdims_shape, normalize_axis
+from ._util import const, expand_array, keepdims_shape, normalize_axis, one_axis
 from .elementwise import exp, self_xp, where
 from .shape import broadcast_to, reshape
 
@@ -141,17 +141,17 @@ class Softmax(Function):
     saves_inputs = False
     saves_output = True
 
-    def __init__(self, axis) -> None:
-        self.axis = axis
+    def __init__(self, axes) -> None:
+        self.axes = axes
 
     def forward(self, x):
         xp = self_xp(x)
-        e = xp.exp(x - _shift(xp, x, (self.axis,)))
-        return e / e.sum(axis=self.axis, keepdims=True)
+        e = xp.exp(x - _shift(xp, x, self.axes))
+        return e / e.sum(axis=self.axes, keepdims=True)
 
     def backward(self, gy):
         y = self.saved_output()
-        return (y * (gy - (gy * y).sum(axis=self.axis, keepdims=True)),)
+        return (y * (gy - (gy * y).sum(axis=self.axes, keepdims=True)),)
 
 
 class LogSoftmax(Function):
@@ -159,17 +159,17 @@ class LogSoftmax(Function):
     saves_inputs = False
     saves_output = True
 
-    def __init__(self, axis) -> None:
-        self.axis = axis
+    def __init__(self, axes) -> None:
+        self.axes = axes
 
     def forward(self, x):
         xp = self_xp(x)
-        z = x - _shift(xp, x, (self.axis,))
-        return z - xp.log(xp.exp(z).sum(axis=self.axis, keepdims=True))
+        z = x - _shift(xp, x, self.axes)
+        return z - xp.log(xp.exp(z).sum(axis=self.axes, keepdims=True))
 
     def backward(self, gy):
         y = self.saved_output()
-        return (gy - exp(y) * gy.sum(axis=self.axis, keepdims=True),)
+        return (gy - exp(y) * gy.sum(axis=self.axes, keepdims=True),)
 
 
 def _reduce(cls, name, x, axis, keepdims):
@@ -234,6 +234,8 @@ def var(x, axis=None, keepdims=False, ddof=0) -> Tensor:
     Example:
         >>> gf.tensor([1., 2., 3., 4.]).var()          # tensor(1.25)
     """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"var expects a Tensor, got {type(x).__name__}")
     axes = normalize_axis(axis, x.ndim, "var")
     n = 1
     for a in axes:
@@ -332,16 +334,13 @@ def logsumexp(x, axis=None, keepdims=False) -> Tensor:
     return _reduce(LogSumExp, "logsumexp", x, axis, keepdims)
 
 
-def _single_axis(x, axis, name):
-    return normalize_axis(axis, x.ndim, name)[0] if x.ndim else 0
-
-
 def softmax(x, axis=-1) -> Tensor:
     """exp(x) / sum(exp(x)) along `axis`, shifted by the max so that nothing overflows.
 
     Args:
         x: a Tensor.
-        axis: the one axis to normalise over (default the last).
+        axis: the axis to normalise over (default the last); a tuple of ints normalises over
+            those axes together, None over all of them.
 
     Returns:
         A Tensor of x's shape whose slices along `axis` sum to 1.
@@ -349,7 +348,9 @@ def softmax(x, axis=-1) -> Tensor:
     Example:
         >>> gf.softmax(gf.tensor([[0., 0.], [1e4, 0.]]))   # [[0.5, 0.5], [1., 0.]]
     """
-    return Softmax(_single_axis(x, axis, "softmax"))(x)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"softmax expects a Tensor, got {type(x).__name__}")
+    return Softmax(normalize_axis(axis, x.ndim, "softmax"))(x)
 
 
 def log_softmax(x, axis=-1) -> Tensor:
@@ -360,7 +361,8 @@ def log_softmax(x, axis=-1) -> Tensor:
 
     Args:
         x: a Tensor.
-        axis: the one axis to normalise over (default the last).
+        axis: the axis to normalise over (default the last); a tuple of ints normalises over
+            those axes together, None over all of them.
 
     Returns:
         A Tensor of x's shape.
@@ -368,7 +370,9 @@ def log_softmax(x, axis=-1) -> Tensor:
     Example:
         >>> gf.log_softmax(gf.tensor([1e4, 0.]))       # tensor([0., -10000.])
     """
-    return LogSoftmax(_single_axis(x, axis, "log_softmax"))(x)
+    if not isinstance(x, Tensor):
+        raise TypeError(f"log_softmax expects a Tensor, got {type(x).__name__}")
+    return LogSoftmax(normalize_axis(axis, x.ndim, "log_softmax"))(x)
 
 
 # --- not differentiable --------------------------------------------------------------------------
@@ -411,7 +415,7 @@ def argmax(x, axis=None, keepdims=False) -> Tensor:
         >>> gf.tensor([[1., 9.], [7., 2.]]).argmax(axis=1)   # tensor([1, 0])
     """
     if axis is not None:
-        axis = normalize_axis(axis, x.ndim, "argmax")[0]
+        axis = one_axis(axis, x.ndim, "argmax")
     return ArgMax("argmax", axis, keepdims)(x)
 
 
@@ -430,7 +434,7 @@ def argmin(x, axis=None, keepdims=False) -> Tensor:
         >>> gf.tensor([3., 1., 2.]).argmin()           # tensor(1)
     """
     if axis is not None:
-        axis = normalize_axis(axis, x.ndim, "argmin")[0]
+        axis = one_axis(axis, x.ndim, "argmin")
     return ArgMax("argmin", axis, keepdims)(x)
 
 

@@ -8,7 +8,7 @@ import builtins
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import normalize_axis, sum_to_array
+from ._util import normalize_axis, one_axis, sum_to_array
 from .elementwise import self_xp as _self_xp
 
 
@@ -173,6 +173,10 @@ def transpose(x, *axes) -> Tensor:
 
     Raises:
         ValueError: axes is not a permutation of x's axes.
+
+    Note: NumPy's meaning, not PyTorch's: the axes are the whole new order, so on a matrix
+    x.transpose(0, 1) is x itself. To exchange two axes (torch.transpose(x, 0, 1)), use
+    gf.swapaxes(x, 0, 1).
 
     Example:
         >>> gf.zeros(2, 3, 4).transpose(2, 0, 1).shape    # (4, 2, 3); x.T reverses all axes
@@ -393,7 +397,7 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
     first = tensors[0]
     if first.ndim == 0:
         raise ValueError("concatenate: 0-d tensors cannot be concatenated (use stack)")
-    ax = normalize_axis(axis, first.ndim, "concatenate")[0]
+    ax = one_axis(axis, first.ndim, "concatenate")
     for t in tensors[1:]:
         if t.ndim != first.ndim or t.shape[:ax] + t.shape[ax + 1:] != \
                 first.shape[:ax] + first.shape[ax + 1:]:
@@ -450,9 +454,10 @@ def split(x, sections, axis: int = 0) -> list:
         >>> a, b = gf.split(gf.arange(6), 2)              # [0, 1, 2] and [3, 4, 5]
         >>> parts = gf.split(gf.arange(6), [1, 4])        # [0], [1, 2, 3], [4, 5]
     """
-    ax = normalize_axis(axis, x.ndim, "split")[0]
+    ax = one_axis(axis, x.ndim, "split")
     n = x.shape[ax]
-    if isinstance(sections, int):
+    if hasattr(sections, "__index__") and not isinstance(sections, bool):  # NumPy ints too
+        sections = sections.__index__()
         if sections <= 0 or n % sections:
             raise ValueError(f"split: axis {axis} of size {n} (shape {x.shape}) does not divide "
                              f"into {sections} equal sections")

@@ -164,3 +164,11 @@ def test_fashion_mnist_found_in_debian_package_dir():
     assert len(test) == 10000 and test.files[0].parent == DEBIAN_FASHION
     assert np.bincount(test.labels.numpy()).tolist() == [1000] * 10
     assert test.classes[int(test.labels[0].item())] == "Ankle boot"  # the data set's first item
+
+
+def test_a_file_given_as_root_is_named(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("")
+    with pytest.raises(NotADirectoryError, match=r"MNIST: root='.*afile' is a file, not a "
+                                                 r"directory"):
+        gf.datasets.MNIST(root=f, download=False)

@@ -168,7 +168,7 @@ def test_device_option_overrides_the_default(tmp_path, capsys):
         with pytest.raises(SystemExit) as info:
             tm.main([*SMALL, "--device", "cuda", "--out", str(tmp_path)])
         assert info.value.code == 2
-        assert "error: device 'cuda" in capsys.readouterr().err
+        assert "error: --device 'cuda': device 'cuda:0' needs CuPy" in capsys.readouterr().err
 
 
 def test_bad_resume_file_and_bad_arguments(tmp_path, capsys):
@@ -185,6 +185,46 @@ def test_bad_resume_file_and_bad_arguments(tmp_path, capsys):
         with pytest.raises(SystemExit) as info:
             tm.main(bad)
         assert info.value.code == 2
+    capsys.readouterr()
+    (tmp_path / "a-file").write_text("")
+    for bad, says in ((["--lr", "inf"], "--lr a finite number > 0, got 10, 100, inf"),
+                      (["--device", "tpu"], "--device 'tpu': unknown device 'tpu'"),
+                      (["--out", str(tmp_path / "a-file")], "a-file is a file, not a directory")):
+        with pytest.raises(SystemExit) as info:
+            tm.main(bad)
+        assert info.value.code == 2 and says in capsys.readouterr().err, bad
+
+
+def test_resume_refuses_gradflow_files_that_are_not_its_checkpoints(tmp_path, capsys):
+    other = tmp_path / "other.gf"
+    gf.save({"model": gf.nn.Linear(2, 2).state_dict()}, other)
+    gf.save([1, 2], tmp_path / "list.gf")
+    for path, lacks in ((other, "config, epoch, optimizer"), (tmp_path / "list.gf", "config")):
+        with pytest.raises(SystemExit) as info:
+            tm.main(["--resume", str(path)])
+        err = capsys.readouterr().err
+        assert info.value.code == 2
+        assert f"{path} is a gradflow file but not a checkpoint of train_mnist.py" in err
+        assert f"it lacks {lacks}" in err
+
+
+def test_resume_says_which_options_it_ignores_and_refuses_a_misfit(tmp_path, capsys):
+    tm.main([*SMALL, "--epochs", "1", "--out", str(tmp_path), "--no-plot"])
+    capsys.readouterr()
+    tm.main(["--resume", str(tmp_path), "--epochs", "1", "--hidden", "64", "--optimizer",
+             "sgd", "--no-plot"])
+    out = capsys.readouterr().out
+    assert "note: --hidden [64] ignored: the checkpoint was made with [32]" in out
+    assert "note: --optimizer sgd ignored: the checkpoint was made with adam" in out
+    # A checkpoint whose loader state does not fit the data (as when a full-MNIST run is
+    # resumed where only the sample is found) is refused, naming the file.
+    ckpt = gf.load(tmp_path / "checkpoint.gf")
+    ckpt["loader"]["num_samples"] = 60000
+    gf.save(ckpt, tmp_path / "misfit.gf")
+    with pytest.raises(SystemExit) as info:
+        tm.main(["--resume", str(tmp_path / "misfit.gf"), "--epochs", "2", "--no-plot"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "misfit.gf: the checkpoint does not fit this run" in err
 
 
 def test_runs_as_a_script_from_the_repo_root(tmp_path):

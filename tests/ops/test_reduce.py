@@ -186,3 +186,19 @@ def test_softmax_gradient_of_a_weighted_sum(device):
                                rtol=1e-12)
     np.testing.assert_allclose(gf.log_softmax(x, axis=0).numpy(), _ref_log_softmax(a, 0),
                                rtol=1e-12)
+
+
+def test_softmax_over_several_axes_or_all(device):
+    a = np.random.default_rng(3).standard_normal((2, 3, 4))
+    x = gf.tensor(a, dtype=gf.float64, device=device)
+    e = np.exp(a - a.max())
+    np.testing.assert_allclose(gf.softmax(x, axis=None).numpy(), e / e.sum(), rtol=1e-12)
+    np.testing.assert_allclose(gf.log_softmax(x, axis=None).numpy(), np.log(e / e.sum()),
+                               rtol=1e-12)
+    both = e / e.sum(axis=(0, 2), keepdims=True)
+    np.testing.assert_allclose(gf.softmax(x, axis=(0, 2)).numpy(), both, rtol=1e-12)
+    np.testing.assert_allclose(gf.softmax(x, axis=(0, -1)).numpy(), both, rtol=1e-12)
+    np.testing.assert_allclose(gf.softmax(x, axis=(0, 2)).sum(axis=(0, 2)).numpy(),
+                               np.ones(3), rtol=1e-12)
+    with pytest.raises(ValueError, match="softmax: axis 3 is out of range"):
+        gf.softmax(x, axis=(0, 3))

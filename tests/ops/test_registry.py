@@ -76,6 +76,13 @@ def test_every_public_function_and_class_has_a_docstring():
     assert not missing, f"public functions/classes without a docstring: {missing}"
 
 
+def test_every_public_tensor_method_has_a_docstring():
+    missing = [name for name, obj in vars(gf.Tensor).items()
+               if not name.startswith("_") and callable(obj) and not (obj.__doc__ or "").strip()]
+    assert not missing, f"Tensor methods without a docstring: {missing}"
+    assert "Ties" in gf.Tensor.max.__doc__  # the function's contract, on the method too
+
+
 def test_the_user_facing_functions_document_args_returns_and_an_example():
     # Everything gf.* takes from ops/creation/testing carries the full PyTorch-style docstring.
     import gradflow.creation

@@ -163,3 +163,15 @@ def test_concatenate_stack_split_errors_name_the_shapes(device):
         gf.split(a, 3)
     with pytest.raises(ValueError, match="out of range"):
         gf.concatenate([a, a], axis=2)
+
+
+def test_one_axis_ops_refuse_a_tuple_of_axes(device):
+    x = gf.arange(6.0, device=device)
+    with pytest.raises(TypeError, match=r"concatenate: axis must be one int, got \(0, 1\)"):
+        gf.concatenate([x, x], axis=(0, 1))
+    with pytest.raises(TypeError, match=r"split: axis must be one int, got \(0,\)"):
+        gf.split(x, 2, axis=(0,))
+    with pytest.raises(TypeError, match=r"argmax: axis must be one int"):
+        x.argmax(axis=(0,))
+    parts = gf.split(x, gf.backend.host_numpy().int64(3))  # a NumPy int counts as an int
+    assert [p.tolist() for p in parts] == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]

@@ -1,6 +1,10 @@
 """Optimizers against their update equations computed by hand in NumPy, plus groups, validation,
 in-place updates and state_dict round trips."""
+import importlib.util
+import os
 import pickle
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -146,6 +150,47 @@ def test_numexpr_implementation_matches_numpy():
             np.testing.assert_allclose(pa, pb, rtol=1e-6, atol=1e-7)
     with pytest.raises(ValueError, match="'fast'"):
         fused_numpy.fused_cpu_impl("fast")
+
+
+@pytest.mark.parametrize("cls, kwargs", [
+    (optim.Adam, dict(lr=1e-2)), (optim.Adam, dict(lr=1e-2, weight_decay=0.1, maximize=True)),
+    (optim.AdamW, dict(lr=1e-2, weight_decay=0.1)),
+], ids=["Adam", "Adam weight_decay maximize", "AdamW"])
+@pytest.mark.parametrize("dtype", [gf.float64, gf.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("shape", [(3, 4), (700, 1000)], ids=["small", "blocked-threaded"])
+def test_numba_implementation_gives_the_numpy_bits(cls, kwargs, dtype, shape):
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(4)
+    init = rng.standard_normal(shape)
+    grads = [rng.standard_normal(shape) for _ in range(4)]
+    previous = fused_numpy.fused_cpu_impl()
+    got = {}
+    try:
+        for impl in ("numpy", "numba"):
+            fused_numpy.fused_cpu_impl(impl)
+            p = nn.Parameter(gf.tensor(init, dtype=dtype))
+            opt = cls([p], **kwargs)
+            for g in grads:
+                p.grad = gf.tensor(g, dtype=dtype)
+                opt.step()
+            state = opt.state_dict()["state"][0]
+            got[impl] = [p.numpy(), state["exp_avg"].numpy(), state["exp_avg_sq"].numpy()]
+    finally:
+        fused_numpy.fused_cpu_impl(previous)
+    for name, a, b in zip(["param", "exp_avg", "exp_avg_sq"], got["numpy"], got["numba"]):
+        assert a.tobytes() == b.tobytes(), f"{cls.__name__} {kwargs}: {name} differs"
+
+
+def test_numba_is_the_default_where_installed():
+    code = "from gradflow.backend import fused_numpy as f; print(f.fused_cpu_impl())"
+    env = {k: v for k, v in os.environ.items() if k != "GRADFLOW_FUSED_CPU"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == ("numba" if importlib.util.find_spec("numba") else "numpy")
+    env["GRADFLOW_FUSED_CPU"] = "numba-please"
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True).stderr
+    assert "must be 'numpy', 'numba' or 'numexpr', got 'numba-please'" in err
 
 
 # --- updates in place -----------------------------------------------------------------------------
