@@ -11,7 +11,8 @@ import pytest
 
 import gradflow as gf
 from bench_util import IMPLS, MODE
-from gradflow.bench.workloads import Unavailable
+from gradflow.bench.report import format_table, targets
+from gradflow.bench.workloads import Unavailable, workloads
 
 _CUDA_REASON = ("no CUDA device: CuPy is not installed or sees no GPU "
                 "(install the cuda12/cuda13 extra on a machine with an NVIDIA GPU)")
@@ -56,3 +57,42 @@ def contender(request, device):
         pytest.skip(str(exc))
     _last_library[0] = library
     return fn
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
+def pytest_terminal_summary(terminalreporter, config):
+    """After pytest-benchmark's own tables: gradflow's ratios to the other contenders and the
+    GPU's speedup, per workload, as `python -m gradflow.bench` prints them."""
+    session = getattr(config, "_benchmarksession", None)
+    result = summary(getattr(session, "benchmarks", None) or [])
+    if result is not None:
+        terminalreporter.write_sep("-", "gradflow vs hand-written and PyTorch (best of rounds)")
+        terminalreporter.write_line(format_table(result))
+
+
+def summary(benchmarks):
+    """The report's result dict built from pytest-benchmark's measurements, or None when
+    nothing was timed (--benchmark-disable)."""
+    rows, devices = {}, []
+    for b in benchmarks:
+        info = b.extra_info
+        stats = getattr(b, "stats", None)
+        if not info.get("impl") or stats is None or not getattr(stats, "rounds", 0):
+            continue
+        w = next((w for w in workloads(MODE) if w.group == b.group), None)
+        if w is None:
+            continue
+        row = rows.setdefault(w.group, {"workload": w.key, "title": w.title, "size": w.size,
+                                        "ops_per_iteration": w.ops, "timings": {},
+                                        "missing": {}})
+        row["timings"][f"{info['impl']}/{info['device']}"] = {"best_s": stats.min}
+        if info["device"] not in devices:
+            devices.append(info["device"])
+    if not rows:
+        return None
+    devices.sort(key=lambda d: (d != "cpu", d))
+    result = {"rows": list(rows.values()), "devices": devices, "memory": None,
+              "unmeasured": [] if len(devices) > 1 else
+              ["no GPU in this run: the GPU column is unmeasured"]}
+    result["targets"] = targets(result)
+    return result

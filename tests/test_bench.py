@@ -8,6 +8,7 @@ make every ratio a lie), and that the array-level backward rules agree with the 
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,22 @@ def test_benchmark_suite_runs_once_as_tests():
         timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
+
+
+def test_benchmark_suite_prints_ratios_after_timing():
+    env = _env()
+    env["GRADFLOW_BENCH_MODE"] = "tiny"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks/test_elementwise.py", "--benchmark-only",
+         "--benchmark-max-time=0.01", "--benchmark-min-rounds=2", "-q", "-p",
+         "no:cacheprovider", "-k", "cpu and not torch"], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    table = out[out.index("gradflow vs hand-written and PyTorch"):]
+    assert re.search(r"elementwise chain +32x32 +cpu +[\d.]+ us +[\d.]+ us +[\d.]+ ", table)
+    assert "targets (measured, not asserted):" in table
+    assert out.index("gradflow vs hand") > out.index("benchmark 'elementwise chain 32x32'")
 
 
 def test_worker_calibrates_each_workload_on_its_own():

@@ -4,7 +4,9 @@ On the CPU, NumPy reports every array it allocates to Python's tracemalloc, so t
 between start and stop is the most memory the run held at once: parameters, gradients,
 optimizer state, activations and temporaries (and the Python objects around them). On a GPU,
 CuPy keeps freed blocks in its pool for reuse instead of returning them to the driver, so after
-emptying the pool first, the bytes it holds once the run ends are the run's peak.
+emptying the pool first, the bytes it holds once the run ends are the run's peak. Both
+measure after one step of a throwaway copy, so one-time costs (imports, compiled kernels) are
+left out.
 """
 from __future__ import annotations
 
@@ -34,6 +36,11 @@ def training_peak(workload: Workload, impl: str, device, steps: int = 3) -> dict
     """
     if impl == "torch":
         raise Unavailable("PyTorch's allocator is not seen by tracemalloc or CuPy's pool")
+    # One step on a throwaway copy first: what a process pays once (imports, the compiled
+    # optimizer kernel, BLAS buffers) is not memory the training run holds.
+    warm = workload.build(impl, device)
+    warm()
+    del warm
     gc.collect()
     if device.type == "cpu":
         tracemalloc.start()
