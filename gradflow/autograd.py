@@ -155,12 +155,20 @@ class Function:
                 if isinstance(b, Tensor):
                     if b.device is not dev:
                         raise _device_mismatch(self, inputs)
+                    if a.data.dtype is not b.data.dtype:
+                        a, b = inputs = _promote(a, b)
                     record = a._rg or b._rg
                     y = self.forward(a.data, b.data)
                 else:
+                    if b.__class__ is not float and b.__class__ is not int:
+                        b = _python_scalar(b)
+                        inputs = (a, b)
                     record = a._rg
                     y = self.forward(a.data, b)
             elif isinstance(b, Tensor):
+                if a.__class__ is not float and a.__class__ is not int:
+                    a = _python_scalar(a)
+                    inputs = (a, b)
                 dev = b.device
                 record = b._rg
                 y = self.forward(a, b.data)
@@ -306,6 +314,26 @@ def _collect(roots):
                         deps[prev] = 1
                         stack.append(prev)
     return deps
+
+
+def _promote(a, b):
+    # PyTorch's rule where NumPy's differs: a float tensor with an integer or bool one keeps
+    # the float dtype (NumPy would make int64 with float32 float64). The integer side is cast
+    # before the op sees it, so the op's rule and its saved inputs agree on one dtype.
+    ka, kb = a.data.dtype.kind, b.data.dtype.kind
+    if ka == "f" and kb in "iub":
+        return a, _make(b.data.astype(a.data.dtype), b.device, False, None)
+    if kb == "f" and ka in "iub":
+        return _make(a.data.astype(b.data.dtype), a.device, False, None), b
+    return a, b
+
+
+def _python_scalar(v):
+    # A NumPy scalar (np.float64(2.0), np.sqrt(2.0)) or 0-d array as a Python number, which
+    # NumPy treats as "weak": float32 * np.float64(2) stays float32, as in PyTorch.
+    if not isinstance(v, bool) and getattr(v, "ndim", None) == 0 and hasattr(v, "item"):
+        return v.item()
+    return v
 
 
 def _share_version(out, base, inputs):

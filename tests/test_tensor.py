@@ -106,3 +106,17 @@ def test_hashable_and_usable_as_dict_keys(device):
     a, b = gf.zeros(2, device=device), gf.zeros(2, device=device)
     d = {a: 1, b: 2}
     assert d[a] == 1 and d[b] == 2
+
+
+def test_float32_stays_float32_next_to_numpy_scalars_and_integer_tensors(device):
+    host = gf.backend.host_numpy()
+    w = gf.ones(3, device=device, requires_grad=True)
+    labels = gf.arange(3, device=device)
+    for y in (w * host.float64(0.5), host.sqrt(2.0) - w, w / host.array(2.0), w * labels,
+              labels + w, gf.maximum(w, labels)):
+        assert y.dtype == gf.float32, y
+    (w * labels).sum().backward()
+    assert w.grad.dtype == gf.float32 and w.grad.tolist() == [0.0, 1.0, 2.0]
+    assert (labels + labels).dtype == gf.int64  # integers stay integers
+    assert (w.astype(gf.float64) * w).dtype == gf.float64  # float64 wins over float32
+    assert (w > host.float64(0.5)).dtype == gf.bool
