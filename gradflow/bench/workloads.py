@@ -17,6 +17,7 @@ the report records it).
 from __future__ import annotations
 
 import importlib.util
+import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -112,6 +113,23 @@ class Workload:
         return builder(gf.device(device))
 
 
+def _forward_backward(fn, leaves, sync, grad=None):
+    """The timed call of an autograd workload, the same code for gradflow and PyTorch: clear
+    the leaves' gradients, y = fn(*leaves), backward (from `grad` when y is not a scalar),
+    wait for the device; returns y."""
+    def run():
+        for t in leaves:
+            t.grad = None
+        y = fn(*leaves)
+        if grad is None:
+            y.backward()
+        else:
+            y.backward(grad)
+        sync()
+        return y
+    return run
+
+
 # --- elementwise chain --------------------------------------------------------------------------
 def chain_expr(x, w):
     """The elementwise chain: 8 elementwise ops and a sum, written once for gradflow and torch."""
@@ -132,17 +150,8 @@ def _chain(n: int) -> Workload:
     wa = rng.standard_normal((n, n), dtype="float32")
 
     def gradflow_(dev):
-        x = gf.tensor(xa, device=dev, requires_grad=True)
-        w = gf.tensor(wa, device=dev, requires_grad=True)
-
-        def run():
-            x.grad = None
-            w.grad = None
-            loss = chain_expr(x, w)
-            loss.backward()
-            dev.synchronize()
-            return loss
-        return run
+        leaves = [gf.tensor(v, device=dev, requires_grad=True) for v in (xa, wa)]
+        return _forward_backward(chain_expr, leaves, dev.synchronize)
 
     def hand(dev):
         xp = dev.xp
@@ -157,17 +166,8 @@ def _chain(n: int) -> Workload:
 
     def torch_(dev):
         torch, tdev, sync = _torch_device(dev)
-        x = torch.tensor(xa, device=tdev, requires_grad=True)
-        w = torch.tensor(wa, device=tdev, requires_grad=True)
-
-        def run():
-            x.grad = None
-            w.grad = None
-            loss = chain_expr(x, w)
-            loss.backward()
-            sync()
-            return loss.detach()
-        return run
+        leaves = [torch.tensor(v, device=tdev, requires_grad=True) for v in (xa, wa)]
+        return _forward_backward(chain_expr, leaves, sync)
 
     return Workload("chain", "elementwise chain", f"{n}x{n}", CHAIN_OPS,
                     {"gradflow": gradflow_, "hand": hand, "torch": torch_})
@@ -179,16 +179,11 @@ def _reductions(n: int) -> Workload:
     xa = rng.standard_normal((n, n), dtype="float32")
 
     def gradflow_(dev):
-        x = gf.tensor(xa, device=dev, requires_grad=True)
-
-        def run():
-            x.grad = None
-            loss = (x.sum(axis=0).sum() + x.mean(axis=1).sum() + x.max(axis=1).sum()
+        def loss(x):
+            return (x.sum(axis=0).sum() + x.mean(axis=1).sum() + x.max(axis=1).sum()
                     + x.logsumexp(axis=1).sum() + x.var(axis=0).sum())
-            loss.backward()
-            dev.synchronize()
-            return loss
-        return run
+        return _forward_backward(loss, [gf.tensor(xa, device=dev, requires_grad=True)],
+                                 dev.synchronize)
 
     def hand(dev):
         x = dev.backend.asarray(xa, index=dev.index)
@@ -201,16 +196,12 @@ def _reductions(n: int) -> Workload:
 
     def torch_(dev):
         torch, tdev, sync = _torch_device(dev)
-        x = torch.tensor(xa, device=tdev, requires_grad=True)
 
-        def run():
-            x.grad = None
-            loss = (x.sum(0).sum() + x.mean(1).sum() + x.amax(1).sum()
+        def loss(x):  # the same reductions in PyTorch's names (amax splits ties, as gf.max)
+            return (x.sum(0).sum() + x.mean(1).sum() + x.amax(1).sum()
                     + x.logsumexp(1).sum() + x.var(0, correction=0).sum())
-            loss.backward()
-            sync()
-            return loss.detach()
-        return run
+        return _forward_backward(loss, [torch.tensor(xa, device=tdev, requires_grad=True)],
+                                 sync)
 
     # sum, mean, max, logsumexp, var over an axis, each summed: 10 reductions and 4 additions.
     return Workload("reductions", "reductions", f"{n}x{n}", 14,
@@ -223,18 +214,9 @@ def _matmul(n: int) -> Workload:
     aa, ba, ga = (rng.standard_normal((n, n), dtype="float32") for _ in range(3))
 
     def gradflow_(dev):
-        a = gf.tensor(aa, device=dev, requires_grad=True)
-        b = gf.tensor(ba, device=dev, requires_grad=True)
-        g = gf.tensor(ga, device=dev)
-
-        def run():
-            a.grad = None
-            b.grad = None
-            y = a @ b
-            y.backward(g)
-            dev.synchronize()
-            return y
-        return run
+        leaves = [gf.tensor(v, device=dev, requires_grad=True) for v in (aa, ba)]
+        return _forward_backward(operator.matmul, leaves, dev.synchronize,
+                                 gf.tensor(ga, device=dev))
 
     def hand(dev):
         a, b, g = (dev.backend.asarray(v, index=dev.index) for v in (aa, ba, ga))
@@ -249,18 +231,8 @@ def _matmul(n: int) -> Workload:
 
     def torch_(dev):
         torch, tdev, sync = _torch_device(dev)
-        a = torch.tensor(aa, device=tdev, requires_grad=True)
-        b = torch.tensor(ba, device=tdev, requires_grad=True)
-        g = torch.tensor(ga, device=tdev)
-
-        def run():
-            a.grad = None
-            b.grad = None
-            y = a @ b
-            y.backward(g)
-            sync()
-            return y.detach()
-        return run
+        leaves = [torch.tensor(v, device=tdev, requires_grad=True) for v in (aa, ba)]
+        return _forward_backward(operator.matmul, leaves, sync, torch.tensor(ga, device=tdev))
 
     return Workload("matmul", "matmul fwd+bwd", f"{n}x{n}", 3,
                     {"gradflow": gradflow_, "hand": hand, "torch": torch_})
@@ -314,6 +286,23 @@ def _batches(sizes, batch: int, count: int = 8, seed: int = 0):
     return xs, ts
 
 
+def _training_step(model, opt, loss_fn, data, sync):
+    """The timed call of a training step, the same code for gradflow and PyTorch: each call
+    takes the next batch of `data` (cycled), steps the optimizer and waits for the device."""
+    it = [0]
+
+    def run():
+        x, t = data[it[0] % len(data)]
+        it[0] += 1
+        opt.zero_grad()
+        loss = loss_fn(model(x), t)
+        loss.backward()
+        opt.step()
+        sync()
+        return loss
+    return run
+
+
 def _mlp_step(sizes, batch: int) -> Workload:
     params = initial_mlp_params(sizes)
     xs, ts = _batches(sizes, batch)
@@ -322,19 +311,8 @@ def _mlp_step(sizes, batch: int) -> Workload:
     def gradflow_(dev):
         model, opt = gradflow_mlp(sizes, params, dev)
         data = [(gf.tensor(x, device=dev), gf.tensor(t, device=dev)) for x, t in zip(xs, ts)]
-        cross_entropy = gf.nn.functional.cross_entropy
-        it = [0]
-
-        def run():
-            x, t = data[it[0] % len(data)]
-            it[0] += 1
-            opt.zero_grad()
-            loss = cross_entropy(model(x), t)
-            loss.backward()
-            opt.step()
-            dev.synchronize()
-            return loss
-        return run
+        return _training_step(model, opt, gf.nn.functional.cross_entropy, data,
+                              dev.synchronize)
 
     def hand(dev):
         # Copies: HandMLP updates its arrays in place, and on the CPU asarray would share them.
@@ -357,19 +335,7 @@ def _mlp_step(sizes, batch: int) -> Workload:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)  # PyTorch's default Adam
         data = [(torch.from_numpy(x).to(tdev), torch.from_numpy(t).to(tdev))
                 for x, t in zip(xs, ts)]
-        cross_entropy = torch.nn.functional.cross_entropy
-        it = [0]
-
-        def run():
-            x, t = data[it[0] % len(data)]
-            it[0] += 1
-            opt.zero_grad()
-            loss = cross_entropy(model(x), t)
-            loss.backward()
-            opt.step()
-            sync()
-            return loss.detach()
-        return run
+        return _training_step(model, opt, torch.nn.functional.cross_entropy, data, sync)
 
     return Workload("mlp_step", f"MLP {name} + Adam step", f"batch {batch}", None,
                     {"gradflow": gradflow_, "hand": hand, "torch": torch_})
