@@ -175,9 +175,10 @@ def main(argv=None) -> dict:
 
     print("1. Define the graph (no values yet)")
     net = define_network()
-    for name in ("l1", "s1", "l2", "cost"):
-        node = net[name]
-        print(f"  {node!r:<13} <- {_names(node.inbound_nodes):<28} value: {node.value}")
+    inbound = {name: _names(net[name].inbound_nodes) for name in ("l1", "s1", "l2", "cost")}
+    width = max(len(text) for text in inbound.values())
+    for name, text in inbound.items():
+        print(f"  {net[name]!r:<13} <- {text:<{width}}  value: {net[name].value}")
 
     print("\n2. Order it: Kahn's algorithm in topological_sort(feed_dict)")
     feed = {net["X"]: X_[:batch], net["y"]: y_[:batch], **{net[k]: params[k].copy()
