@@ -319,6 +319,102 @@ CASES: dict[str, Case] = {
 }
 
 
+# --- composites: ops built from the Functions above, checked as wholes -------------------------
+# They have no gradient rule of their own, but a wrong composition (an axis off by one, a
+# missing keepdims) is a wrong gradient all the same: each is swept like a Function.
+@st.composite
+def var_case(draw):
+    """At least 2 elements in every reduced slice: std has a kink where the variance is 0."""
+    (shape,), kw = draw(reduction(min_side=2).filter(lambda c: len(c[0][0]) > 0))
+    return (shape,), {**kw, "ddof": draw(st.sampled_from([0, 1]))}
+
+
+@st.composite
+def stack_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=MAX_DIMS - 1, min_side=0,
+                                  max_side=MAX_SIDE))
+    n = draw(st.integers(1, 3))
+    return (shape,) * n, {"axis": draw(st.integers(-len(shape) - 1, len(shape)))}
+
+
+@st.composite
+def split_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=MAX_DIMS, min_side=1, max_side=4))
+    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    n = shape[axis]
+    sections = draw(st.one_of(
+        st.sampled_from([d for d in range(1, n + 1) if n % d == 0]),
+        st.lists(st.integers(0, n), max_size=3).map(sorted)))
+    return (shape,), {"sections": sections, "axis": axis}
+
+
+def _split(x, sections, axis):
+    # Every part, weighted differently, so a part routed to the wrong place shows.
+    return gf.stack([p.sum() * (i + 1) for i, p in enumerate(gf.split(x, sections, axis))])
+
+
+@st.composite
+def swapaxes_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=MAX_DIMS, min_side=0, max_side=MAX_SIDE))
+    axes = st.integers(-len(shape), len(shape) - 1)
+    return (shape,), {"axis1": draw(axes), "axis2": draw(axes)}
+
+
+@st.composite
+def squeeze_case(draw):
+    shape = tuple(draw(st.lists(st.sampled_from([1, 1, 2, 3]), max_size=MAX_DIMS)))
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    axis = draw(st.one_of(st.none(), st.sampled_from(ones))) if ones else None
+    return (shape,), {"axis": axis}
+
+
+@st.composite
+def unsqueeze_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=MAX_DIMS - 1, min_side=0,
+                                  max_side=MAX_SIDE))
+    return (shape,), {"axis": draw(st.integers(-len(shape) - 1, len(shape)))}
+
+
+@st.composite
+def flatten_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=MAX_DIMS, min_side=0, max_side=MAX_SIDE))
+    start = draw(st.integers(0, len(shape) - 1))
+    end = draw(st.integers(start, len(shape) - 1))
+    return (shape,), {"start_axis": start, "end_axis": end}
+
+
+@st.composite
+def layer_norm_case(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=MAX_DIMS, min_side=2, max_side=MAX_SIDE))
+    k = draw(st.integers(1, len(shape)))
+    return (shape, shape[-k:], shape[-k:]), {}
+
+
+def _layer_norm(x, w, b):
+    return gf.nn.functional.layer_norm(x, x.shape[x.ndim - w.ndim:], w, b)
+
+
+def _mse(a, b, reduction):
+    return gf.nn.functional.mse_loss(a, b, reduction=reduction)
+
+
+COMPOSITES: dict[str, Case] = {
+    "var": Case(lambda x, **kw: gf.var(x, **kw), var_case(), ("any",)),
+    "std": Case(lambda x, **kw: gf.std(x, **kw), var_case(), ("any",)),
+    "stack": Case(lambda *xs, axis: gf.stack(xs, axis), stack_case(), ("any",)),
+    "split": Case(_split, split_case(), ("any",)),
+    "swapaxes": Case(gf.swapaxes, swapaxes_case(), ("any",)),
+    "permute": Case(lambda x, axes: gf.permute(x, axes), transpose_case(), ("any",)),
+    "squeeze": Case(gf.squeeze, squeeze_case(), ("any",)),
+    "unsqueeze": Case(gf.unsqueeze, unsqueeze_case(), ("any",)),
+    "flatten": Case(gf.flatten, flatten_case(), ("any",)),
+    "layer_norm": Case(_layer_norm, layer_norm_case(), ("any", "any", "any")),
+    "mse_loss": Case(_mse, binary(min_side=1).map(lambda c: ((c[0][0], c[0][0]), {})).flatmap(
+        lambda c: st.sampled_from(["mean", "sum", "none"]).map(
+            lambda r: (c[0], {"reduction": r}))), ("any", "any")),
+}
+
+
 def inputs_for(case: Case, shapes: tuple, seed: int, device) -> list:
     """The float64 input Tensors (requires_grad) for `case` at `shapes`."""
     rng = np.random.default_rng(seed)

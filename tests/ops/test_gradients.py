@@ -9,18 +9,18 @@ from hypothesis import strategies as st
 
 import gradflow as gf
 
-from _gradcases import CASES, inputs_for
+from _gradcases import CASES, COMPOSITES, inputs_for
 
 # gradgradcheck differentiates every element twice: a bounded number of examples per op keeps
 # the whole sweep to a few seconds per op.
 EXAMPLES = settings.default.max_examples
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(CASES) + [f"composite:{n}" for n in sorted(COMPOSITES)])
 @settings(max_examples=EXAMPLES)
 @given(data=st.data())
 def test_gradcheck(device, name, data):
-    case = CASES[name]
+    case = COMPOSITES[name.split(":")[1]] if name.startswith("composite:") else CASES[name]
     shapes, kw = data.draw(case.draw, label="shapes, kwargs")
     seed = data.draw(st.integers(0, 2**31), label="seed")
     inputs = inputs_for(case, shapes, seed, device)
