@@ -158,7 +158,10 @@ class Function:
                     if a.data.dtype is not b.data.dtype:
                         a, b = inputs = _promote(a, b)
                     record = a._rg or b._rg
-                    y = self.forward(a.data, b.data)
+                    try:  # costs nothing until something is raised
+                        y = self.forward(a.data, b.data)
+                    except ValueError as exc:  # NumPy's broadcast error names no op
+                        raise ValueError(f"{self.name}: {exc}") from None
                 else:
                     if b.__class__ is not float and b.__class__ is not int:
                         b = _python_scalar(b)

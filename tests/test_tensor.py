@@ -120,3 +120,11 @@ def test_float32_stays_float32_next_to_numpy_scalars_and_integer_tensors(device)
     assert (labels + labels).dtype == gf.int64  # integers stay integers
     assert (w.astype(gf.float64) * w).dtype == gf.float64  # float64 wins over float32
     assert (w > host.float64(0.5)).dtype == gf.bool
+
+
+def test_a_broadcast_error_names_the_op_and_the_shapes(device):
+    with pytest.raises(ValueError, match=r"Add: operands could not be broadcast together with "
+                                         r"shapes \(2, ?3\) \(4,\)"):
+        gf.ones(2, 3, device=device) + gf.ones(4, device=device)
+    with pytest.raises(ValueError, match=r"Mul: .*\(2, ?3\) \(4,\)"):
+        gf.ones(2, 3, device=device) * gf.ones(4, device=device)
