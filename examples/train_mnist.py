@@ -422,6 +422,9 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
     write(f"epoch {epoch:>3}/{epochs}  train loss {loss_sum / seen:.4f}  test loss "
           f"{test_loss:.4f}  test acc {100 * acc:.2f}%  {seconds:.1f} s  "
           f"{seen / seconds:,.0f} samples/s")
+    if not math.isfinite(loss_sum):
+        write(f"warning: the training loss is {loss_sum / seen} in epoch {epoch}: training "
+              "diverged; try a smaller --lr")
     save_checkpoint(ckpt_file, epoch=epoch, **state)
     return True
 

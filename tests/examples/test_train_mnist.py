@@ -236,3 +236,12 @@ def test_runs_as_a_script_from_the_repo_root(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert re.search(r"epoch +1/1  train loss", proc.stdout)
     assert (tmp_path / "run" / "checkpoint.gf").exists()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's overflow warnings, expected
+def test_a_diverging_run_says_so(tmp_path, capsys):
+    tm.main([*SMALL, "--epochs", "1", "--lr", "1e30", "--optimizer", "sgd", "--out",
+             str(tmp_path), "--no-plot"])
+    out = capsys.readouterr().out
+    assert re.search(r"warning: the training loss is (nan|inf) in epoch 1: training diverged",
+                     out)
