@@ -308,7 +308,7 @@ def _collect(roots):
         if fn.inputs is None:
             raise _freed_error(fn)
         for x in fn.inputs:
-            if isinstance(x, Tensor) and x.requires_grad:
+            if isinstance(x, Tensor) and x._rg:
                 prev = x.grad_fn
                 if prev is not None:
                     if prev in deps:
@@ -376,7 +376,7 @@ def _accumulate_leaf(x, gx, captured, exposed=None):
         # that nothing else has seen (`exposed` holds the ids of those handed out or given by
         # the caller) is taken as it is: copying every weight gradient would cost a full pass
         # over the parameters per step.
-        if not gx.requires_grad:
+        if not gx._rg:
             d = gx.data
             if exposed is None or d.base is not None or id(d) in exposed:
                 gx = Tensor._make(d.copy(), gx.device, False, None)
