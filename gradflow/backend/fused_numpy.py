@@ -14,7 +14,8 @@ with `out=`. Three implementations of Adam/AdamW (SGD and RMSprop always use the
 - "numexpr": three numexpr expressions per parameter (one per updated array), each a single
   blocked, multi-threaded pass. On the 2-core machine this library is developed on,
   numexpr's float32 interpreter made the update about 3x slower than the NumPy passes
-  (README's performance notes give the figures), hence never the default.
+  (7.1 ms against 2.5 ms for the MNIST MLP; README's performance section), hence never the
+  default.
 
 GRADFLOW_FUSED_CPU (numpy, numba or numexpr) or `fused_cpu_impl()` choose; AMSGrad and arrays
 that are not C-contiguous always take the NumPy path. "numba" and "numexpr" may differ from
