@@ -44,27 +44,24 @@ def _fmt_number(v) -> str:
     return str(v)
 
 
+def _fmt_array(a) -> str:
+    """A small NumPy or CuPy array as short text: a number for 0-d, else [a, b, ...]."""
+    if a.ndim == 0:
+        return _fmt_number(a.item())
+    return "[" + ", ".join(_fmt_number(v) for v in a.ravel().tolist()) + "]"
+
+
 def _fmt_values(t: Tensor, max_values: int):
     """The values of a small tensor as short text, or None when it has too many."""
-    if t.size > max_values:
-        return None
-    host = t.numpy()
-    if t.ndim == 0:
-        return _fmt_number(host.item())
-    return "[" + ", ".join(_fmt_number(v) for v in host.ravel().tolist()) + "]"
+    return None if t.size > max_values else _fmt_array(t.numpy())
 
 
 def _fmt_const(x, max_values: int) -> str:
     """A constant input (a Python number or a raw array) as short text: small arrays by their
     values, larger ones by their shape."""
-    shape = getattr(x, "shape", None)
-    if shape is None:
+    if getattr(x, "shape", None) is None:
         return _fmt_number(x)
-    if x.size > max_values:
-        return f"array {_shape_text(shape)}"
-    if shape == ():
-        return _fmt_number(x.item())
-    return "[" + ", ".join(_fmt_number(v) for v in x.ravel().tolist()) + "]"
+    return f"array {_shape_text(x.shape)}" if x.size > max_values else _fmt_array(x)
 
 
 def _shape_text(shape) -> str:
