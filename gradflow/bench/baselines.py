@@ -26,7 +26,8 @@ class HandMLP:
         m = b1 m + (1 - b1) g            v = b2 v + (1 - b2) g^2
         p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 
-    as separate in-place array operations, the way one writes it by hand in plain NumPy.
+    as separate in-place array operations, the way one writes it by hand in plain NumPy, into
+    two scratch buffers allocated once.
 
     Args:
         params: the arrays [W1, b1, W2, b2, ...], W of shape (out, in); they are updated in
@@ -54,6 +55,7 @@ class HandMLP:
         self.m = [xp.zeros_like(p) for p in self.params]
         self.v = [xp.zeros_like(p) for p in self.params]
         self.t = 0
+        self._scratch = None
 
     def forward_backward(self, x, target):
         """Return (loss, grads): the mean cross-entropy and its gradient for every parameter."""
@@ -96,15 +98,27 @@ class HandMLP:
         b1, b2 = self.beta1, self.beta2
         step_size = self.lr / (1.0 - b1 ** self.t)
         sqrt_bc2 = math.sqrt(1.0 - b2 ** self.t)
+        if self._scratch is None:
+            # Two buffers the size of the largest parameter, reused by every update: fresh
+            # temporaries of megabytes each step would cost page faults, not arithmetic.
+            n = max(p.size for p in self.params)
+            self._scratch = (xp.empty(n, self.params[0].dtype), xp.empty(n, self.params[0].dtype))
+        s0, s1 = self._scratch
         for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            a, d = s0[:p.size].reshape(p.shape), s1[:p.size].reshape(p.shape)
             m *= b1
-            m += (1.0 - b1) * g
+            xp.multiply(g, 1.0 - b1, out=a)
+            m += a
             v *= b2
-            v += (1.0 - b2) * (g * g)
-            denom = xp.sqrt(v)
-            denom /= sqrt_bc2
-            denom += self.eps
-            p -= step_size * m / denom
+            xp.multiply(g, g, out=a)
+            a *= 1.0 - b2
+            v += a
+            xp.sqrt(v, out=d)          # the denominator
+            d /= sqrt_bc2
+            d += self.eps
+            xp.multiply(m, step_size, out=a)
+            a /= d
+            p -= a
 
     def step(self, x, target):
         """Forward, backward and one Adam update on the batch (x, target); returns the loss."""
