@@ -14,13 +14,15 @@ import sys
 from pathlib import Path
 
 import gradflow as gf
+from gradflow.backend import host_malloc
 
 __all__ = ["machine_info", "ENV_VARS"]
 
 # Environment variables that change how fast the array libraries run: recorded, never changed.
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "GOTO_NUM_THREADS", "OPENBLAS_VERBOSE", "GRADFLOW_DEVICE", "GRADFLOW_FUSED_CPU",
-            "CUDA_VISIBLE_DEVICES", "CUPY_ACCELERATORS")
+            "CUDA_VISIBLE_DEVICES", "CUPY_ACCELERATORS", "GRADFLOW_MALLOC",
+            "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES")
 
 _PACKAGES = ("numpy", "cupy", "cupy-cuda12x", "cupy-cuda13x", "torch", "numexpr",
              "pytest-benchmark", "matplotlib")
@@ -89,7 +91,8 @@ def machine_info(devices=()) -> dict:
     Returns:
         A dict with the host (CPU model, cores, OS), devices, library versions, the BLAS and
         OpenMP pools with their thread counts and core type, the speed-relevant environment
-        variables (None where unset) and PyTorch's thread count when it is loaded.
+        variables (None where unset), what gradflow did to glibc's malloc (`host_malloc`) and
+        PyTorch's thread count when it is loaded.
 
     Example:
         >>> info = machine_info([gf.device("cpu")])
@@ -106,6 +109,7 @@ def machine_info(devices=()) -> dict:
         "versions": _versions(),
         "env": {k: os.environ.get(k) for k in ENV_VARS},
         "blas": _blas_pools(),
+        "host_malloc": host_malloc.settings(),
         "git": _git_commit(),
     }
     torch = sys.modules.get("torch")

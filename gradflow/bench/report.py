@@ -85,6 +85,9 @@ class _TorchWorker:
             env = dict(os.environ)
             root = str(Path(gf.__file__).resolve().parents[1])
             env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+            # PyTorch as it runs on its own: gradflow's malloc thresholds (importing gradflow
+            # there sets them) would speed up its CPU allocator too.
+            env.setdefault("GRADFLOW_MALLOC", "system")
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gradflow.bench._worker"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, env=env)
@@ -187,6 +190,7 @@ def run(mode: str = "quick", devices=None, impls=("gradflow", "hand", "torch"),
     if torch_machine is not None:
         info["torch_threads"] = torch_machine.get("torch_threads")
         info["blas_torch_process"] = torch_machine.get("blas")
+        info["host_malloc_torch_process"] = torch_machine.get("host_malloc")
     info["load_average"] = {"before": load_before, "after": _loadavg()}
     result = {
         "schema": 1, "mode": mode, "created": datetime.datetime.now().astimezone().isoformat(
