@@ -22,8 +22,8 @@ __all__ = ["machine_info", "ENV_VARS"]
 ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
             "GOTO_NUM_THREADS", "OPENBLAS_VERBOSE", "GRADFLOW_DEVICE", "GRADFLOW_FUSED_CPU",
             "CUDA_VISIBLE_DEVICES", "CUPY_ACCELERATORS", "GRADFLOW_MALLOC",
-            "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
-            "GLIBC_TUNABLES")
+            "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
+            "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES")
 
 _PACKAGES = ("numpy", "cupy", "cupy-cuda12x", "cupy-cuda13x", "torch", "numexpr",
              "pytest-benchmark", "matplotlib")
