@@ -104,6 +104,8 @@ class HandMLP:
             n = max(p.size for p in self.params)
             self._scratch = (xp.empty(n, self.params[0].dtype), xp.empty(n, self.params[0].dtype))
         s0, s1 = self._scratch
+        # Written out rather than calling gradflow's own NumPy passes (fused_numpy): a baseline
+        # shares no code with what it measures, and this one also runs on CuPy.
         for p, g, m, v in zip(self.params, grads, self.m, self.v):
             a, d = s0[:p.size].reshape(p.shape), s1[:p.size].reshape(p.shape)
             m *= b1

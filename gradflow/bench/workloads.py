@@ -130,6 +130,18 @@ def _forward_backward(fn, leaves, sync, grad=None):
     return run
 
 
+def _hand_loss(fn, dev, *host_arrays):
+    """The timed call of a hand-written baseline `fn(xp, *arrays) -> (loss, *grads)`, run on
+    copies of `host_arrays` on `dev`; it waits for the device and returns the loss."""
+    arrays = [dev.backend.asarray(a, index=dev.index) for a in host_arrays]
+
+    def run():
+        loss = fn(dev.xp, *arrays)[0]
+        dev.synchronize()
+        return loss
+    return run
+
+
 # --- elementwise chain --------------------------------------------------------------------------
 def chain_expr(x, w):
     """The elementwise chain: 8 elementwise ops and a sum, written once for gradflow and torch."""
@@ -154,15 +166,7 @@ def _chain(n: int) -> Workload:
         return _forward_backward(chain_expr, leaves, dev.synchronize)
 
     def hand(dev):
-        xp = dev.xp
-        x = dev.backend.asarray(xa, index=dev.index)
-        w = dev.backend.asarray(wa, index=dev.index)
-
-        def run():
-            loss = hand_chain(xp, x, w)[0]
-            dev.synchronize()
-            return loss
-        return run
+        return _hand_loss(hand_chain, dev, xa, wa)
 
     def torch_(dev):
         torch, tdev, sync = _torch_device(dev)
@@ -186,13 +190,7 @@ def _reductions(n: int) -> Workload:
                                  dev.synchronize)
 
     def hand(dev):
-        x = dev.backend.asarray(xa, index=dev.index)
-
-        def run():
-            loss = hand_reductions(dev.xp, x)[0]
-            dev.synchronize()
-            return loss
-        return run
+        return _hand_loss(hand_reductions, dev, xa)
 
     def torch_(dev):
         torch, tdev, sync = _torch_device(dev)
