@@ -61,10 +61,13 @@ def adam_update(p, g, m, v, vmax, *, step: int, lr: float, beta1: float, beta2: 
 _SGD_PLAIN = """
     param = param - lr * (gsign * grad + wd * param);
 """
+# The arithmetic branches of the `?:`s below are cast to T: CuPy's float16 has no arithmetic of
+# its own (it converts to float), so on float16 one branch would be float16 and the other float,
+# which C++ rejects as ambiguous (each converts to the other). On float32/64 the casts are no-ops.
 _SGD_MOMENTUM = """
     T d = gsign * grad + wd * param;
-    buf = first != 0 ? d : momentum * buf + one_minus_dampening * d;
-    param = param - lr * (nesterov != 0 ? d + momentum * buf : buf);
+    buf = first != 0 ? d : T(momentum * buf + one_minus_dampening * d);
+    param = param - lr * (nesterov != 0 ? T(d + momentum * buf) : buf);
 """
 
 

@@ -32,7 +32,7 @@ def _split_top(expr, sep):
 
 
 def _to_python(expr):
-    """A C expression of the kernels (arithmetic, sqrt, comparisons, ?:) as Python."""
+    """A C expression of the kernels (arithmetic, sqrt, T(...) casts, comparisons, ?:) as Python."""
     expr = expr.strip()
     while True:  # parenthesised groups first, innermost out
         m = re.search(r"\(([^()]*)\)", expr)
@@ -59,7 +59,7 @@ class _Kernel:
         assert len(args) == len(self.ins) + len(self.outs), "wrong number of kernel arguments"
         arrays = [a for a in args if isinstance(a, np.ndarray)]
         dtype = arrays[0].dtype  # T: the type of the array arguments
-        env = {"np": np, "sqrt": np.sqrt}
+        env = {"np": np, "sqrt": np.sqrt, "T": dtype.type}  # T(x): the kernels' casts to T
         for name, a in zip(self.ins, args):
             env[name] = a.astype(dtype) if isinstance(a, np.ndarray) else dtype.type(a)
         for name, a in zip(self.outs, args[len(self.ins):]):
