@@ -1,5 +1,6 @@
 """Shared fixtures: the `device` fixture runs a test on every backend present."""
 import os
+import signal
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -29,3 +30,28 @@ def device(request):
 def _seed():
     gf.manual_seed(0)
     yield
+
+
+# A per-test time limit, for machines without pytest-timeout (scripts/gpu-proof.sh): with
+# GRADFLOW_TEST_TIMEOUT=SECONDS set, a test whose call runs longer fails (SIGALRM on the main
+# thread, so a hung test cannot eat the whole run); unset, nothing is installed.
+_TEST_TIMEOUT = os.environ.get("GRADFLOW_TEST_TIMEOUT", "").strip()
+if _TEST_TIMEOUT:
+    try:
+        _TEST_TIMEOUT_S = float(_TEST_TIMEOUT)
+    except ValueError:
+        raise pytest.UsageError(
+            f"GRADFLOW_TEST_TIMEOUT={_TEST_TIMEOUT!r}: expected a number of seconds") from None
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(item):
+        def expired(signum, frame):
+            # The traceback shows where the test was when time ran out.
+            pytest.fail(f"ran longer than GRADFLOW_TEST_TIMEOUT={_TEST_TIMEOUT_S:g} s")
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, _TEST_TIMEOUT_S)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)

@@ -34,8 +34,9 @@ def _env():
 # --- the report, end to end ------------------------------------------------------------------
 def test_report_tiny_mode_writes_table_json_and_png(tmp_path):
     proc = subprocess.run(
+        # The CPU report: on a GPU machine the default also measures cuda (cpu-cuda-tiny.json).
         [sys.executable, "-m", "gradflow.bench", "--mode", "tiny", "--out", str(tmp_path),
-         "--only", "chain", "--rounds", "2", "--no-memory"],
+         "--only", "chain", "--rounds", "2", "--no-memory", "--device", "cpu"],
         cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "elementwise chain" in proc.stdout and "targets (measured, not asserted)" in proc.stdout
@@ -85,6 +86,66 @@ def test_training_peak_memory_counts_parameters_and_state():
         assert 4 * 4 * n_params <= peak["peak_bytes"] < 40 * 4 * n_params, (impl, peak)
     with pytest.raises(wl.Unavailable, match="allocator"):
         memory.training_peak(w, "torch", cpu)
+
+
+class _ScriptedPool:
+    """A stand-in CUDA backend and device: `memory_pool_bytes` returns scripted (used, total)
+    pairs, and every call is logged, so the GPU branch of training_peak runs on the CPU."""
+
+    type, index = "cuda", 1
+
+    def __init__(self, readings):
+        self.readings = list(readings)
+        self.log = []
+        self.backend = self
+
+    def synchronize(self, index=None):
+        self.log.append("sync")
+
+    def free_memory_pool(self, index):
+        assert index == self.index
+        self.log.append("free")
+
+    def memory_pool_bytes(self, index):
+        assert index == self.index
+        self.log.append("read")
+        return self.readings.pop(0)
+
+
+class _LoggedWorkload:
+    """A workload whose builds and steps only leave a mark in the pool's log."""
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def build(self, impl, device):
+        assert device is self.pool
+        self.pool.log.append("build")
+        return lambda: self.pool.log.append("step")
+
+
+def test_training_peak_on_a_gpu_reports_the_increase_over_the_baseline():
+    mib = 2 ** 20
+    # 300 MiB alive before the run (the generator's state, earlier arrays, a leftover free
+    # fragment of 4 MiB); after it the pool holds 372 MiB, 310 MiB of them in use.
+    pool = _ScriptedPool([(300 * mib, 304 * mib), (310 * mib, 372 * mib)])
+    peak = memory.training_peak(_LoggedWorkload(pool), "gradflow", pool, steps=2)
+    assert peak == {"method": memory.GPU_METHOD, "peak_bytes": 72 * mib,
+                    "baseline_bytes": 300 * mib, "held_bytes": 10 * mib}
+    # The warm-up runs before the baseline; the pool is emptied before it is read; the
+    # baseline is read before the build and the peak after the steps have finished.
+    assert pool.log == ["build", "step", "sync", "free", "read", "build", "step", "step",
+                        "sync", "read", "free"]
+    assert not pool.readings
+    # A pool that shrank below the baseline (freed by the run) reads as 0, not negative.
+    pool = _ScriptedPool([(50 * mib, 50 * mib), (10 * mib, 40 * mib)])
+    peak = memory.training_peak(_LoggedWorkload(pool), "hand", pool, steps=1)
+    assert peak["peak_bytes"] == 0 and peak["held_bytes"] == 0
+    mem = {"workload": "MLP step", "steps": 1, "peaks": {
+        "gradflow/cuda:1": {"method": memory.GPU_METHOD, "peak_bytes": 72 * mib}}}
+    table = report.format_table({"rows": [], "devices": [], "targets": [], "unmeasured": [],
+                                 "memory": mem})
+    assert "gradflow/cuda:1        72.0 MiB  (cupy memory pool, over baseline)" in table
 
 
 def test_benchmark_suite_runs_once_as_tests():
@@ -170,6 +231,8 @@ def _host(r):
         return r.detach().cpu().numpy()
     if hasattr(r, "numpy"):
         return r.numpy()
+    if gf.backend.is_array(r):  # a CuPy array refuses np.asarray: its backend copies it
+        return gf.backend.device_of(r).backend.to_host(r)
     return np.asarray(r)
 
 
@@ -200,7 +263,7 @@ def test_hand_mlp_matches_gradflow_parameters_after_steps():
     t = rng.integers(0, sizes[-1], 8)
     model, opt = wl.gradflow_mlp(sizes, params, gf.device("cpu"), lr=1e-2)
     hand = baselines.HandMLP([p.copy() for p in params], np, lr=1e-2)
-    xg, tg = gf.tensor(x), gf.tensor(t)
+    xg, tg = gf.tensor(x, device="cpu"), gf.tensor(t, device="cpu")
     for _ in range(4):
         opt.zero_grad()
         loss = gf.nn.functional.cross_entropy(model(xg), tg)
@@ -217,8 +280,8 @@ def test_hand_mlp_matches_gradflow_parameters_after_steps():
 def test_hand_chain_matches_gradflow_gradients():
     rng = np.random.default_rng(1)
     xa, wa = (rng.standard_normal((5, 7)) for _ in range(2))
-    x = gf.tensor(xa, requires_grad=True)
-    w = gf.tensor(wa, requires_grad=True)
+    x = gf.tensor(xa, device="cpu", requires_grad=True)  # against NumPy: on the CPU
+    w = gf.tensor(wa, device="cpu", requires_grad=True)
     loss = wl.chain_expr(x, w)
     loss.backward()
     hl, gx, gw = baselines.hand_chain(np, xa, wa)
@@ -230,7 +293,7 @@ def test_hand_chain_matches_gradflow_gradients():
 def test_hand_reductions_match_gradflow_gradients():
     rng = np.random.default_rng(2)
     xa = rng.standard_normal((6, 9))
-    x = gf.tensor(xa, requires_grad=True)
+    x = gf.tensor(xa, device="cpu", requires_grad=True)  # against NumPy: on the CPU
     loss = (x.sum(axis=0).sum() + x.mean(axis=1).sum() + x.max(axis=1).sum()
             + x.logsumexp(axis=1).sum() + x.var(axis=0).sum())
     loss.backward()
@@ -340,33 +403,35 @@ def test_fast_rule_agrees_with_the_recorded_rule(device, name):
 
 
 def test_leaf_gradients_never_alias_each_other_or_the_callers_arrays():
-    a = gf.randn(3, requires_grad=True)
-    b = gf.randn(3, requires_grad=True)
+    # NumPy's aliasing (shares_memory, read-only views, .base, flags): on the CPU, pinned.
+    cpu = "cpu"
+    a = gf.randn(3, device=cpu, requires_grad=True)
+    b = gf.randn(3, device=cpu, requires_grad=True)
     (a + b).sum().backward()  # Add hands both leaves the same gradient array
     assert not np.shares_memory(a.grad.data, b.grad.data)
     a.grad.data += 1
     assert (b.grad.numpy() == 1).all()
 
-    x = gf.randn(4, 3, requires_grad=True)
+    x = gf.randn(4, 3, device=cpu, requires_grad=True)
     x.sum().backward()  # a read-only broadcast view: the leaf gets a writeable copy
     x.grad.data *= 2
     assert (x.grad.numpy() == 2).all()
 
-    x = gf.randn(3, requires_grad=True)
-    g = gf.ones(3)
+    x = gf.randn(3, device=cpu, requires_grad=True)
+    g = gf.ones(3, device=cpu)
     (x * 1.0 + 0.0).backward(g)
     x.grad.data[...] = 7
     assert (g.numpy() == 1).all()
 
-    x = gf.randn(3, requires_grad=True)
+    x = gf.randn(3, device=cpu, requires_grad=True)
     mid = x * 2.0
     mid.retain_grad()
     out = mid + 0.0
-    out.backward(gf.ones(3))
+    out.backward(gf.ones(3, device=cpu))
     assert not np.shares_memory(x.grad.data, mid.grad.data)
 
-    w = gf.randn(5, 4, requires_grad=True)
-    (gf.randn(3, 5) @ w).sum().backward()  # a fresh product array is kept, not copied
+    w = gf.randn(5, 4, device=cpu, requires_grad=True)
+    (gf.randn(3, 5, device=cpu) @ w).sum().backward()  # a fresh product array is kept, not copied
     assert w.grad.data.base is None and w.grad.data.flags.writeable
 
 
