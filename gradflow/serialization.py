@@ -213,7 +213,8 @@ def load(path: str | os.PathLike, device=None):
     Args:
         path: the checkpoint file.
         device: put every tensor and array on this device (like torch's map_location); default:
-            the device each was saved from.
+            the device each was saved from. NumPy scalars (np.float32(0.1), np.int64(7)) are
+            not arrays: they always come back as NumPy scalars, whatever `device` is.
 
     Returns:
         The saved object.
@@ -245,14 +246,19 @@ def load(path: str | os.PathLike, device=None):
                                 f"here ({exc}); pass device='cpu' to load them on the CPU") \
                 from None
 
-    def array(i: int):
+    def host_array(i: int):
+        # Array i as a NumPy array of its own (a copy: the file's buffer is not kept alive).
         m = manifest["arrays"][i]
         dtype = np.dtype(m["dtype"])
         if dtype.kind not in _KINDS:
             _fail(path, f"corrupt gradflow checkpoint: array {i} has dtype {dtype}")
-        host = np.frombuffer(data, dtype=dtype, count=int(np.prod(m["shape"], dtype=np.int64)),
+        return np.frombuffer(data, dtype=dtype, count=int(np.prod(m["shape"], dtype=np.int64)),
                              offset=m["offset"]).reshape(m["shape"]).copy()
-        dev = device_for(m["device"])
+
+    def array(i: int):
+        # Array i on the device it belongs on: `device` if given, else the one it was saved from.
+        host = host_array(i)
+        dev = device_for(manifest["arrays"][i]["device"])
         return dev, dev.backend.asarray(host, index=dev.index)
 
     def decode(node):
@@ -269,7 +275,9 @@ def load(path: str | os.PathLike, device=None):
         if "A" in node:
             return array(node["A"])[1]
         if "S" in node:
-            return B.get_device("cpu").backend.to_host(array(node["S"])[1])[()]
+            # A NumPy scalar (a step count, a saved np.float32) is host data, not an array: it
+            # comes back as the same NumPy scalar whatever `device` says, never via a device.
+            return host_array(node["S"])[()]
         if "d" in node:
             return {decode(k): decode(v) for k, v in node["d"]}
         if "l" in node:

@@ -159,8 +159,9 @@ def test_set_default_device(monkeypatch):
 
 # --- two devices ---------------------------------------------------------------------------------
 def test_an_op_mixing_two_devices_names_both():
-    a = gf.tensor([1.0, 2.0])
-    b = gf.tensor([3.0, 4.0]).to(FAKE)
+    # The CPU against FAKE: pinned, so the messages name "cpu" whatever GRADFLOW_DEVICE is.
+    a = gf.tensor([1.0, 2.0], device="cpu")
+    b = gf.tensor([3.0, 4.0], device="cpu").to(FAKE)
     assert b.device is FAKE and str(b.device) == "cuda:7"
     for op in (lambda: a + b, lambda: b * a, lambda: gf.maximum(a, b),
                lambda: gf.concatenate([a, b]), lambda: a.reshape(1, 2) @ b.reshape(2, 1)):
@@ -169,20 +170,21 @@ def test_an_op_mixing_two_devices_names_both():
     with pytest.raises(gf.DeviceError, match=r"cond is on cpu but an input is on cuda:7"):
         gf.where(a > 0, b, 0.0)
     with pytest.raises(gf.BackwardError, match=r"gradient on cuda:7 given for a tensor on cpu"):
-        (a * gf.tensor(1.0, requires_grad=True)).backward(gf.ones(2).to(FAKE))
+        (a * gf.tensor(1.0, device="cpu", requires_grad=True)).backward(
+            gf.ones(2, device="cpu").to(FAKE))
 
 
 def test_gradients_travel_back_to_the_device_of_the_input():
-    x = gf.tensor([1.0, 2.0], requires_grad=True)
+    x = gf.tensor([1.0, 2.0], device="cpu", requires_grad=True)  # CPU -> FAKE and back
     y = x.to(FAKE)
     assert y.device is FAKE and y.grad_fn.name == "ToDevice"
     (y * y).sum().backward()
     assert x.grad.device is gf.device("cpu")
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0])
-    w = gf.tensor(np.random.default_rng(0).standard_normal(3), requires_grad=True)
+    w = gf.tensor(np.random.default_rng(0).standard_normal(3), device="cpu", requires_grad=True)
     assert gf.gradcheck(lambda t: (t.to(FAKE) ** 2).to("cpu"), w)
     assert gf.gradgradcheck(lambda t: (t.to(FAKE) ** 2).to("cpu"), w)
-    assert not gf.tensor([1.0]).to(FAKE).requires_grad
+    assert not gf.tensor([1.0], device="cpu").to(FAKE).requires_grad
 
 
 # --- the backend interface -----------------------------------------------------------------------

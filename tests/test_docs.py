@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import gradflow as gf
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 # The concept pages issue 4 asks for; each must exist, run code and point at gradflow's code.
@@ -32,8 +34,19 @@ def test_docs_exist():
     assert not missing, f"concept pages missing from docs/: {missing}"
 
 
+@pytest.fixture
+def cpu_default():
+    """The default device set to the CPU for one test, then restored: the pages describe the
+    default set-up (backends.md checks that a new tensor is on the CPU), whatever
+    GRADFLOW_DEVICE says."""
+    previous = gf.default_device()
+    gf.set_default_device("cpu")
+    yield gf.device("cpu")
+    gf.set_default_device(previous)
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_code_blocks_run(page, tmp_path, monkeypatch):
+def test_code_blocks_run(page, tmp_path, monkeypatch, cpu_default):
     """The blocks of one page run in order in one namespace, in a scratch folder."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -116,6 +116,53 @@ def test_load_to_another_device(tmp_path, device):
     assert gf.load(path, device=device)["w"].device is device
 
 
+class _OnFakeGPU:
+    """An array 'on' the stand-in GPU: deliberately not a NumPy array, as a CuPy one is not."""
+
+    def __init__(self, host):
+        self.host = host
+
+
+class _FakeGPUBackend:
+    """A stand-in for a GPU's backend that records every array placed on it."""
+
+    xp = np
+
+    def __init__(self):
+        self.placed = []
+
+    def asarray(self, data, dtype=None, index=0):
+        self.placed.append((np.asarray(data, dtype=dtype).copy(), index))
+        return _OnFakeGPU(np.asarray(data, dtype=dtype))
+
+
+def test_numpy_scalars_load_on_the_host_whatever_the_device(tmp_path):
+    # A saved np.float32 / np.int64 (a step count, a hyperparameter) is host data: loading with
+    # device= must give the NumPy scalar back, never a 0-d device array. The stand-in device
+    # records what is placed on it: the tensor and the array go there, the scalars never do.
+    backend = _FakeGPUBackend()
+    fake = gf.backend.Device("cuda", 1, backend)
+    obj = {"w": gf.tensor([1.0, 2.0], device="cpu"), "a": np.arange(3, dtype=np.int16),
+           "lr": np.float32(0.1), "step": np.int64(7), "flag": np.bool_(True)}
+    back = gf.load(gf.save(obj, tmp_path / "s.gf"), device=fake)
+    assert type(back["lr"]) is np.float32 and back["lr"] == np.float32(0.1)
+    assert type(back["step"]) is np.int64 and back["step"] == 7
+    assert type(back["flag"]) is np.bool_ and back["flag"]
+    assert back["w"].device is fake and isinstance(back["a"], _OnFakeGPU)
+    placed = sorted((a.dtype.str, a.tolist(), index) for a, index in backend.placed)
+    assert placed == [("<f4", [1.0, 2.0], 1), ("<i2", [0, 1, 2], 1)]
+
+
+def test_numpy_scalars_load_as_numpy_scalars_on_every_device(tmp_path, device):
+    path = gf.save({"step": np.int64(3), "eps": np.float32(1e-8), "t": gf.ones(2, device=device)},
+                   tmp_path / "s.gf")
+    for target in (None, "cpu", device):
+        back = gf.load(path, device=target)
+        assert type(back["step"]) is np.int64 and back["step"] == 3, target
+        assert type(back["eps"]) is np.float32 and back["eps"] == np.float32(1e-8), target
+        assert back["t"].device is (device if target is None else gf.device(target)), target
+
+
 # --- the file format and its errors --------------------------------------------------------------
 def _rewrite(path, edit_manifest=None, version=None):
     """Re-pack a checkpoint with an edited manifest or version and a valid digest."""

@@ -37,7 +37,7 @@ def test_numpy_item_tolist_and_python_conversions(device):
 
 
 def test_numpy_on_the_cpu_shares_memory():
-    x = gf.tensor([1.0, 2.0])
+    x = gf.tensor([1.0, 2.0], device="cpu")  # about the CPU: pinned whatever GRADFLOW_DEVICE is
     assert np.shares_memory(x.numpy(), x.data)
 
 

@@ -170,7 +170,7 @@ def test_render_reports_dot_failure_and_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_array_constants_are_shown_by_shape_or_small_values():
-    a = gf.ones(3, 4, requires_grad=True)
+    a = gf.ones(3, 4, device="cpu", requires_grad=True)  # NumPy constants mix with CPU tensors
     big = gf.backend.host_numpy().ones((3, 4))
     dot = gf.viz.to_dot((a * big * 2.0 + gf.backend.host_numpy().array([1.0, 2.0, 3.0, 4.0]))
                         .sum())

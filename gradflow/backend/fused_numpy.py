@@ -22,6 +22,12 @@ GRADFLOW_FUSED_CPU (numpy, numba or numexpr) or `fused_cpu_impl()` choose; AMSGr
 that are not C-contiguous always take the NumPy path. "numba" and "numexpr" may differ from
 "numpy" in the last bit only where noted.
 
+Numba is imported at the first update that uses it. Where it was only the default (installed,
+not asked for) and that import fails for any reason (typically a Numba built for another NumPy
+version), the updates fall back to the NumPy passes with one RuntimeWarning naming the error;
+GRADFLOW_FUSED_CPU=numpy avoids the import and the warning. Where "numba" was asked for by name,
+the failure is an ImportError instead: a silent switch would hide a 3 to 5x slowdown.
+
 The equations (PyTorch's, momentum convention included) are in the optimizers' docstrings:
 gradflow.optim.{SGD, Adam, AdamW, RMSprop}. Results agree with them to float rounding; the
 NumPy and numexpr paths may differ from each other in the last bit.
@@ -32,6 +38,7 @@ import importlib.util
 import math
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -42,28 +49,42 @@ _IMPLS = ("numpy", "numba", "numexpr")
 _IMPL = "numpy"
 _ne = None  # numexpr, imported only when chosen (it is optional and slow to import)
 _nb = None  # fused_numba, imported at the first update that uses it (Numba is slow to import)
+# Who chose "numba": None when it is only the default (an import failure then falls back to
+# "numpy" with a warning), else "GRADFLOW_FUSED_CPU=numba" or "fused_cpu_impl('numba')" (an
+# import failure is then an error: the user asked for it).
+_numba_asked_by: str | None = None
+_FAST_EXTRA = "pip install 'gradflow-autograd[fast]'"
 
 
 def fused_cpu_impl(name: str | None = None) -> str:
     """Return (and with `name`, set) the CPU implementation: 'numpy', 'numba' or 'numexpr'.
 
     The environment variable GRADFLOW_FUSED_CPU sets the initial choice; without it, 'numba'
-    where Numba is installed (the `fast` extra), else 'numpy'.
+    where Numba is installed (the `fast` extra), else 'numpy'. A default 'numba' whose import
+    fails at the first update falls back to 'numpy' with a warning (this then returns
+    'numpy'); 'numba' set here is imported at once and never falls back.
 
     Raises:
         ValueError: an unknown name.
-        ImportError: 'numba' or 'numexpr' chosen without that package installed.
+        ImportError: 'numba' or 'numexpr' chosen without that package installed, or installed
+            but failing to import (the message names the error).
     """
-    global _IMPL, _ne
+    return _choose(name, "fused_cpu_impl")
+
+
+def _choose(name: str | None, source: str | None) -> str:
+    # source: "fused_cpu_impl" (a call: imports at once), "GRADFLOW_FUSED_CPU" (at import
+    # time: Numba is imported later, at the first update) or None (the default choice).
+    global _IMPL, _ne, _numba_asked_by
     if name is not None:
         name = str(name).strip().lower()
         if name not in _IMPLS:
             raise ValueError(f"fused CPU implementation must be 'numpy', 'numba' or "
                              f"'numexpr', got {name!r} (from fused_cpu_impl or "
                              "GRADFLOW_FUSED_CPU)")
-        if name == "numba" and importlib.util.find_spec("numba") is None:
-            raise ImportError("the 'numba' fused CPU implementation needs Numba: pip install "
-                              "numba (or the gradflow-autograd[fast] extra), or unset "
+        if name == "numba" and not _numba_installed():
+            raise ImportError("the 'numba' fused CPU implementation needs Numba, which is not "
+                              f"installed: {_FAST_EXTRA} (or pip install numba), or unset "
                               "GRADFLOW_FUSED_CPU")
         if name == "numexpr" and _ne is None:
             try:
@@ -72,20 +93,59 @@ def fused_cpu_impl(name: str | None = None) -> str:
                 raise ImportError("the 'numexpr' fused CPU implementation needs numexpr: "
                                   "pip install numexpr, or unset GRADFLOW_FUSED_CPU") from None
             _ne = numexpr
+        previous = (_IMPL, _numba_asked_by)
         _IMPL = name
+        _numba_asked_by = None
+        if name == "numba" and source is not None:
+            _numba_asked_by = ("fused_cpu_impl('numba')" if source == "fused_cpu_impl"
+                               else "GRADFLOW_FUSED_CPU=numba")
+            if source == "fused_cpu_impl":
+                try:
+                    _numba()
+                except ImportError:
+                    _IMPL, _numba_asked_by = previous  # a failed choice changes nothing
+                    raise
     return _IMPL
 
 
-fused_cpu_impl(os.environ.get("GRADFLOW_FUSED_CPU", "").strip()
-               or ("numba" if importlib.util.find_spec("numba") is not None else "numpy"))
+def _numba_installed() -> bool:
+    """Whether a `numba` package is on the path (found, not imported: that is slow)."""
+    try:
+        return importlib.util.find_spec("numba") is not None
+    except (ImportError, ValueError):  # a half-imported `numba` left in sys.modules
+        return False
 
 
 def _numba():
-    global _nb
+    """The compiled kernels (fused_numba), imported on first use; None when Numba fails to
+    import and was only the default: the caller then runs the NumPy passes."""
+    global _nb, _IMPL
     if _nb is None:
-        from . import fused_numba
+        try:
+            from . import fused_numba
+        except Exception as exc:  # ImportError, or whatever a broken install raises
+            cause = f"{type(exc).__name__}: {exc}"
+            if _numba_asked_by is not None:
+                raise ImportError(
+                    f"{_numba_asked_by} asked for the Numba CPU update, but Numba failed to "
+                    f"import ({cause}); install a working one with {_FAST_EXTRA}, or choose "
+                    "GRADFLOW_FUSED_CPU=numpy") from exc
+            _IMPL = "numpy"  # from now on: the NumPy passes, and no second warning
+            warnings.warn(
+                f"gradflow: Numba is installed but failed to import ({cause}); the CPU "
+                "optimizer updates use the NumPy passes instead (the same results, slower). "
+                f"Repair it with {_FAST_EXTRA}, or set GRADFLOW_FUSED_CPU=numpy to silence "
+                "this warning", RuntimeWarning, stacklevel=5)
+            return None
         _nb = fused_numba
     return _nb
+
+
+_env_impl = os.environ.get("GRADFLOW_FUSED_CPU", "").strip()
+if _env_impl:
+    _choose(_env_impl, "GRADFLOW_FUSED_CPU")
+elif _numba_installed():
+    _choose("numba", None)  # the default: falls back to "numpy" if the import fails
 
 
 _scratch: dict = {}
@@ -148,13 +208,15 @@ def adam_update(p, g, m, v, vmax, *, step: int, lr: float, beta1: float, beta2: 
             and v.flags.c_contiguous):
         # The scalars in the arrays' dtype, as NumPy casts them in the passes below: the same
         # operations on the same values give the same bits.
-        dt = p.dtype.type
-        args = (dt(beta1), dt(beta2), dt(1.0 - beta1), dt(1.0 - beta2), dt(-step_size),
-                dt(eps_hat))
-        kernel = _numba().adam_pass
-        if not _blocked(_adam_block, (p, g, m, v), (kernel, *args)):
-            kernel(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), *args)
-        return
+        nb = _numba()
+        if nb is not None:  # None: Numba failed to import, warned; the NumPy passes below
+            dt = p.dtype.type
+            args = (dt(beta1), dt(beta2), dt(1.0 - beta1), dt(1.0 - beta2), dt(-step_size),
+                    dt(eps_hat))
+            kernel = nb.adam_pass
+            if not _blocked(_adam_block, (p, g, m, v), (kernel, *args)):
+                kernel(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), *args)
+            return
     args = (beta1, beta2, step_size, eps_hat)
     if not _blocked(_adam_passes, (p, g, m, v, vmax), args):
         _adam_passes(p, g, m, v, vmax, _buf(p), *args)

@@ -25,7 +25,15 @@ class Optimizer:
 
     `step()` runs under no_grad and changes each parameter's array in place (no new arrays),
     bumping the parameter's version, so that backward through a graph recorded before the step
-    fails loudly instead of using stale values.
+    fails loudly instead of using stale values. Each parameter's update runs with its own
+    device current (its GPU, for a parameter on cuda:1).
+
+    The state follows its parameter: `model.to("cuda")` or `model.to(dtype=gf.float64)` after
+    some steps keeps the Parameter objects and replaces their arrays, and the next `step()`
+    moves each state tensor (Adam's exp_avg, a momentum buffer) whose device or dtype is no
+    longer its parameter's onto the parameter's device and dtype, once, before updating (as
+    PyTorch's load_state_dict casts). Until that step, `state` and `state_dict()` still hold
+    the old arrays.
 
     Args:
         params: an iterable of Parameters, or of dicts (parameter groups) each with a 'params'
@@ -121,7 +129,8 @@ class Optimizer:
                 if set_to_none:
                     p.grad = None
                 else:
-                    p.grad.data[...] = 0
+                    with p.grad.device.backend.use(p.grad.device.index):  # its GPU, not GPU 0
+                        p.grad.data[...] = 0
 
     def step(self, closure=None):
         """Update every parameter that has a gradient, in place; returns closure's loss if given.
@@ -147,9 +156,34 @@ class Optimizer:
                     state = self.state.get(p)
                     if state is None:
                         state = self.state[p] = {}
-                    self._update(p, g.data, state, group)
+                    elif state:
+                        self._follow(p, state)
+                    dev = p.device
+                    # The parameter's GPU current: kernels launch and scratch memory is
+                    # allocated there, not on GPU 0 (a no-op context on the CPU).
+                    with dev.backend.use(dev.index):
+                        self._update(p, g.data, state, group)
                     p._version += 1
         return loss
+
+    @staticmethod
+    def _follow(p: Tensor, state: dict) -> None:
+        """Move the state tensors whose device or dtype differs from p's onto p's (in `state`).
+
+        The parameter moved since its last update (Module.to replaces its array, keeping the
+        Parameter); the state is moved once, here, and then matches again.
+        """
+        dev, dtype = p.device, p.data.dtype
+        for k, v in state.items():  # replacing values (no new keys) is safe while iterating
+            if not isinstance(v, Tensor) or (v.device is dev and v.data.dtype == dtype):
+                continue
+            with dev.backend.use(dev.index):
+                if v.device is dev:
+                    arr = v.data.astype(dtype)
+                else:  # through the host, as Module.to and load_state_dict move arrays
+                    host = v.device.backend.to_host(v.data)
+                    arr = dev.backend.asarray(host, dtype=dtype, index=dev.index)
+            state[k] = Tensor._make(arr, dev, False, None)
 
     def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
         """Apply one update to p.data in place (subclasses)."""

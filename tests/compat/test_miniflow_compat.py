@@ -11,7 +11,10 @@ from gradflow.compat.miniflow import (MSE, Add, Input, Linear, Mul, Node, Sigmoi
 
 @pytest.fixture(autouse=True)
 def _restore_settings():
+    # MiniFlow's lessons feed NumPy arrays and compare node values with NumPy's: they run on
+    # the CPU whatever GRADFLOW_DEVICE is; a test about another device configures it.
     saved = dict(mf._settings)
+    mf.configure(device="cpu")
     yield
     mf._settings.update(saved)
 

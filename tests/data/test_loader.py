@@ -9,7 +9,9 @@ from gradflow.data import DataLoader, Dataset, TensorDataset, default_collate
 
 def _dataset(n=23, device=None):
     x = gf.tensor(np.arange(n * 3, dtype=np.float32).reshape(n, 3), device=device)
-    y = gf.arange(n, device=device)
+    # Without `device`, x stays where its NumPy array is, not on the default device: y goes
+    # with x, so the dataset is on one device whatever GRADFLOW_DEVICE is.
+    y = gf.arange(n, device=x.device)
     return TensorDataset(x, y)
 
 
@@ -61,8 +63,9 @@ def test_batch_sizes_and_order_without_shuffle(device, drop_last, sizes):
 
 
 def test_batches_are_copies_not_views_of_the_dataset():
-    ds = _dataset(6)
-    x, _ = next(iter(DataLoader(ds, batch_size=3)))
+    # Dataset and batches on the CPU: a batch on the dataset's own device could be a view.
+    ds = _dataset(6, "cpu")
+    x, _ = next(iter(DataLoader(ds, batch_size=3, device="cpu")))
     x.data[...] = -1
     assert ds.tensors[0].numpy().min() == 0
 
@@ -88,7 +91,7 @@ def test_own_seed_is_independent_of_other_draws():
     gf.manual_seed(0)
     a = _ids(DataLoader(_dataset(30), batch_size=5, shuffle=True, seed=7))
     gf.manual_seed(99)
-    gf.randn(10)
+    gf.randn(10, device="cpu")  # a draw from the generator a seedless loader would use
     b = _ids(DataLoader(_dataset(30), batch_size=5, shuffle=True, seed=7))
     assert a == b
 
@@ -107,7 +110,7 @@ def test_resident_dataset_is_gathered_in_place_without_per_batch_copies(monkeypa
     calls = []
     real = numpy_backend.asarray
     monkeypatch.setattr(numpy_backend, "asarray", lambda *a, **k: calls.append(1) or real(*a, **k))
-    loader = DataLoader(_dataset(100), batch_size=10, shuffle=True, device="cpu")
+    loader = DataLoader(_dataset(100, "cpu"), batch_size=10, shuffle=True, device="cpu")
     assert len(list(loader)) == 10
     assert len(calls) == 1  # the epoch's order, copied to the device once
 

@@ -49,12 +49,12 @@ def test_batch_norm_running_statistics_train_vs_eval(device):
                                      "num_batches_tracked"]
 
 
-def test_batch_norm_cumulative_average_and_3d_input():
-    bn = nn.BatchNorm1d(2, momentum=None)
+def test_batch_norm_cumulative_average_and_3d_input(device):
+    bn = nn.BatchNorm1d(2, momentum=None, device=device)
     xs = [np.random.default_rng(i).standard_normal((4, 2, 5)).astype(np.float32)
           for i in range(3)]
     for x in xs:
-        bn(gf.tensor(x))
+        bn(gf.tensor(x, device=device))
     np.testing.assert_allclose(bn.running_mean.numpy(),
                                np.mean([x.mean((0, 2)) for x in xs], axis=0), rtol=1e-5)
 

@@ -118,8 +118,8 @@ def test_bad_keys_raise_naming_the_shape(device):
 
 def test_index_on_another_device_raises_naming_both():
     from _gradcases import FAKE_DEVICE
-    x = gf.zeros(3)
-    idx = gf.tensor([0, 1]).to(FAKE_DEVICE)
+    x = gf.zeros(3, device="cpu")  # the CPU against FAKE_DEVICE, whatever GRADFLOW_DEVICE is
+    idx = gf.tensor([0, 1], device="cpu").to(FAKE_DEVICE)
     with pytest.raises(gf.DeviceError, match=r"cpu.*cuda:7"):
         x[idx]
 

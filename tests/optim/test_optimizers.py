@@ -168,10 +168,10 @@ def test_numba_implementation_gives_the_numpy_bits(cls, kwargs, dtype, shape):
     try:
         for impl in ("numpy", "numba"):
             fused_numpy.fused_cpu_impl(impl)
-            p = nn.Parameter(gf.tensor(init, dtype=dtype))
+            p = nn.Parameter(gf.tensor(init, dtype=dtype, device="cpu"))
             opt = cls([p], **kwargs)
             for g in grads:
-                p.grad = gf.tensor(g, dtype=dtype)
+                p.grad = gf.tensor(g, dtype=dtype, device="cpu")
                 opt.step()
             state = opt.state_dict()["state"][0]
             got[impl] = [p.numpy(), state["exp_avg"].numpy(), state["exp_avg_sq"].numpy()]
@@ -217,9 +217,9 @@ def test_updates_are_in_place_and_bump_versions(cls, kwargs, device):
 
 @pytest.mark.parametrize("cls", [optim.Adam, optim.SGD, optim.RMSprop])
 def test_a_cpu_step_allocates_no_parameter_sized_arrays(cls):
-    p = nn.Parameter(gf.randn(1000, 1000))
+    p = nn.Parameter(gf.randn(1000, 1000, device="cpu"))  # tracemalloc sees host memory only
     opt = cls([p], lr=1e-3, momentum=0.9) if cls is not optim.Adam else cls([p])
-    p.grad = gf.randn(1000, 1000)
+    p.grad = gf.randn(1000, 1000, device="cpu")
     opt.step()  # the first step creates the state and the scratch buffer
     tracemalloc.start()
     try:
