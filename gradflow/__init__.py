@@ -13,7 +13,8 @@ from .autograd import (
 from .tensor import Tensor
 from .backend import (
     Device, DeviceError, device, get_device, default_device, set_default_device, cuda_available,
-    cuda_device_count, dtype, float16, float32, float64, int8, int16, int32, int64, uint8, bool_,
+    cuda_device_count, set_debug, is_debug, dtype, float16, float32, float64, int8, int16, int32,
+    int64, uint8, bool_,
 )
 from .creation import (
     tensor, as_tensor, zeros, ones, full, arange, eye, zeros_like, ones_like, full_like, rand,

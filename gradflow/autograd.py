@@ -158,23 +158,20 @@ class Function:
                     if a.data.dtype is not b.data.dtype:
                         a, b = inputs = _promote(a, b)
                     record = a._rg or b._rg
-                    try:  # costs nothing until something is raised
-                        y = self.forward(a.data, b.data)
-                    except ValueError as exc:  # NumPy's broadcast error names no op
-                        raise ValueError(f"{self.name}: {exc}") from None
+                    args = (a.data, b.data)
                 else:
                     if b.__class__ is not float and b.__class__ is not int:
                         b = _python_scalar(b)
                         inputs = (a, b)
                     record = a._rg
-                    y = self.forward(a.data, b)
+                    args = (a.data, b)
             elif isinstance(b, Tensor):
                 if a.__class__ is not float and a.__class__ is not int:
                     a = _python_scalar(a)
                     inputs = (a, b)
                 dev = b.device
                 record = b._rg
-                y = self.forward(a, b.data)
+                args = (a, b.data)
             else:
                 return self._call_any(inputs)
         elif n == 1:
@@ -183,11 +180,18 @@ class Function:
                 return self._call_any(inputs)
             dev = a.device
             record = a._rg
-            y = self.forward(a.data)
+            args = (a.data,)
         else:
             return self._call_any(inputs)
+        # On the inputs' own GPU, whichever is current (on the CPU this enters a no-op context).
+        with dev.backend.use(dev.index):
+            try:  # costs nothing until something is raised
+                y = self.forward(*args)
+            except ValueError as exc:  # NumPy's broadcast error names no op
+                raise ValueError(f"{self.name}: {exc}") from None
         if y.__class__ is not dev.backend.ndarray:
-            y = dev.backend.asarray(y)  # 0-d results come back as NumPy scalars: keep arrays
+            # 0-d results come back as NumPy scalars: keep arrays
+            y = dev.backend.asarray(y, index=dev.index)
         if record and _Mode.enabled and y.dtype.kind == "f":
             out = _make(y, dev, True, self)
             self.inputs = inputs
@@ -224,10 +228,11 @@ class Function:
         if first is None:
             raise TypeError(f"{self.name} needs at least one Tensor input, got "
                             f"{', '.join(type(t).__name__ for t in inputs) or 'no inputs'}")
-        y = self.forward(*arrays)
         dev = first.device
+        with dev.backend.use(dev.index):
+            y = self.forward(*arrays)
         if y.__class__ is not dev.backend.ndarray:
-            y = dev.backend.asarray(y)
+            y = dev.backend.asarray(y, index=dev.index)
         if record and _Mode.enabled and y.dtype.kind == "f":
             out = _make(y, dev, True, self)
             self.inputs = inputs
@@ -379,7 +384,9 @@ def _accumulate_leaf(x, gx, captured, exposed=None):
         if not gx._rg:
             d = gx.data
             if exposed is None or d.base is not None or id(d) in exposed:
-                gx = Tensor._make(d.copy(), gx.device, False, None)
+                dev = gx.device
+                with dev.backend.use(dev.index):
+                    gx = Tensor._make(d.copy(), dev, False, None)
             else:
                 exposed.add(id(d))
         x.grad = gx
@@ -427,12 +434,14 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
                 raise _freed_error(fn)
             if fn.saves_inputs or fn.saves_output:
                 fn._check_versions()
-            raw = False
-            if arrays_ok and fn.backward_arrays is not None:
-                gxs = fn.backward_arrays(gy.data)
-                raw = gxs is not None
-            if not raw:
-                gxs = fn.backward(gy)
+            gdev = gy.device
+            with gdev.backend.use(gdev.index):  # rules on raw arrays run on gy's own GPU
+                raw = False
+                if arrays_ok and fn.backward_arrays is not None:
+                    gxs = fn.backward_arrays(gy.data)
+                    raw = gxs is not None
+                if not raw:
+                    gxs = fn.backward(gy)
             for x, gx in zip(inputs, gxs):
                 if gx is None or not isinstance(x, Tensor) or not x._rg:
                     continue
@@ -464,7 +473,7 @@ def _wrap_array(g, dev):
     # An array from `backward_arrays` as a constant Tensor; a 0-d result can come back from
     # NumPy as a scalar, which is turned into an array as `Function.__call__` does.
     if g.__class__ is not dev.backend.ndarray:
-        g = dev.backend.asarray(g)
+        g = dev.backend.asarray(g, index=dev.index)
     return _make(g, dev, False, None)
 
 
@@ -496,9 +505,11 @@ def _as_grad(t, g, name):
                 f"{name} of a non-scalar tensor (shape {t.shape}) needs an explicit gradient: "
                 "pass a tensor of the same shape, e.g. y.backward(gf.ones_like(y))"
             )
-        ones = t.device.xp.empty(t.data.shape, dtype=t.data.dtype)
-        ones.fill(1)  # empty + fill: a third of ones_like's cost, on every backward()
-        return Tensor._make(ones, t.device, False, None)
+        dev = t.device
+        with dev.backend.use(dev.index):
+            ones = dev.xp.empty(t.data.shape, dtype=t.data.dtype)
+            ones.fill(1)  # empty + fill: a third of ones_like's cost, on every backward()
+        return Tensor._make(ones, dev, False, None)
     if not isinstance(g, Tensor):
         g = Tensor._make(t.device.backend.asarray(g, dtype=t.dtype, index=t.device.index),
                          t.device, False, None)

@@ -32,12 +32,15 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     """A new tensor holding a copy of `data`.
 
     Python floats become float32 (the default float dtype), ints int64 and bools bool; a NumPy or
-    CuPy array keeps its dtype (float64 stays float64) unless `dtype` says otherwise.
+    CuPy array keeps its dtype (float64 stays float64) unless `dtype` says otherwise. Without
+    `device`, a Tensor or a CuPy array keeps its device, and host data (numbers, lists, NumPy
+    arrays) goes to the default device, as in PyTorch.
 
     Args:
         data: a number, nested lists, a NumPy/CuPy array or a Tensor.
         dtype: the element type (default float32; gf.float64, gf.int64, gf.bool_, ...).
-        device: 'cpu', 'cuda', 'cuda:N' or a Device (default: GRADFLOW_DEVICE, else cpu).
+        device: 'cpu', 'cuda', 'cuda:N' or a Device (default: a Tensor's or CuPy array's own
+            device, else GRADFLOW_DEVICE, else cpu).
         requires_grad: record ops on the result for autograd (floating-point dtypes only).
 
     Returns:

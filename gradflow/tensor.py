@@ -76,13 +76,18 @@ class Tensor:
                                     f"dtype {arr.dtype}: only numbers and booleans")
             arr = dev.backend.asarray(arr, dtype=dtype, index=dev.index)
         else:
-            dev = dev or src
+            # A Tensor or a CuPy array stays where it is; host data, NumPy arrays included, goes
+            # to the default device (PyTorch's rule), so the same code runs on CPU or CUDA.
+            if dev is None:
+                host_array = src.type == "cpu" and not isinstance(data, Tensor)
+                dev = B.default_device() if host_array else src
             if dev is not src:
                 arr = dev.backend.asarray(src.backend.to_host(arr), index=dev.index)
-            if dtype is not None and arr.dtype != dtype:
-                arr = arr.astype(dtype)
-            else:
-                arr = arr.copy()  # gf.tensor copies, like torch.tensor
+            with dev.backend.use(dev.index):
+                if dtype is not None and arr.dtype != dtype:
+                    arr = arr.astype(dtype)
+                else:
+                    arr = arr.copy()  # gf.tensor copies, like torch.tensor
         self.data = arr
         self.device = dev
         self._rg = False
@@ -372,7 +377,9 @@ class Tensor:
         if result.dtype != self.dtype:
             raise TypeError(f"in-place {op.__name__}: result dtype {result.dtype} cannot be "
                             f"stored in a tensor of dtype {self.dtype}")
-        self.data[...] = result.data
+        _check_writable(self, op.__name__)
+        with self.device.backend.use(self.device.index):
+            self.data[...] = result.data
         self._version += 1
         return self
 
@@ -438,6 +445,18 @@ def _document_methods():
         if target is not None and target.__doc__:
             fn.__doc__ = (f"x.{name}(...) is gf.{target.__name__}(x, ...).\n\n"
                           + target.__doc__)
+
+
+def _check_writable(t, what):
+    # A broadcast view (expand, broadcast_to) repeats one element along a stride-0 axis: writing
+    # into it would write each element several times, and on CuPy, which has no read-only flag,
+    # it would go through silently. Refused on every backend, before NumPy's own error.
+    d = t.data
+    if 0 in d.strides and [n for st, n in zip(d.strides, d.shape) if st == 0 and n > 1]:
+        raise ValueError(
+            f"in-place {what} into a broadcast view (shape {t.shape}, strides {d.strides}): "
+            "its elements share memory along the stride-0 axes; compute out of place instead "
+            "(y = x + other)")
 
 
 def _shape_arg(shape):

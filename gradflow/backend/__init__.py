@@ -8,14 +8,19 @@ Devices are interned, so `a.device is b.device` is the cheap test the hot path u
 from __future__ import annotations
 
 import os
+import sys
 
-from . import numpy_backend
+from . import debug, numpy_backend
 
 __all__ = [
     "Device", "DeviceError", "device", "get_device", "default_device", "set_default_device",
     "device_of", "is_array", "dtype", "float16", "float32", "float64", "int8", "int16", "int32",
     "int64", "uint8", "bool_", "cuda_available", "cuda_device_count", "manual_seed",
+    "set_debug", "is_debug",
 ]
+
+set_debug = debug.set_debug
+is_debug = debug.is_debug
 
 dtype = numpy_backend.np.dtype
 float16 = dtype("float16")
@@ -202,21 +207,51 @@ def set_default_device(spec) -> Device:
 
 
 _np_ndarray = numpy_backend.np.ndarray
+_cupy_failed = False  # CuPy is imported but gradflow's CuPy backend could not load
+
+
+def _cupy_if_imported():
+    # An array can be CuPy's before gradflow has loaded its CuPy backend (the user made it with
+    # cupy directly): once `cupy` is imported, load the backend, so its arrays are recognised
+    # instead of falling through to NumPy's implicit (and refused) conversion.
+    global _cupy_failed
+    if _cupy_backend is not None:
+        return _cupy_backend
+    if _cupy_failed or "cupy" not in sys.modules:
+        return None
+    try:
+        return _load_cupy_backend()
+    except Exception:  # a broken install: its arrays cannot be ours either
+        _cupy_failed = True
+        return None
 
 
 def is_array(obj) -> bool:
-    """True when obj is a NumPy or CuPy ndarray."""
-    if isinstance(obj, _np_ndarray):
+    """True when obj is a NumPy or CuPy ndarray.
+
+    Example:
+        >>> is_array(numpy.zeros(2)), is_array([0.0, 0.0])    # (True, False)
+    """
+    cb = _cupy_if_imported()
+    if cb is not None and isinstance(obj, cb.ndarray):
         return True
-    return _cupy_backend is not None and isinstance(obj, _cupy_backend.xp.ndarray)
+    return isinstance(obj, _np_ndarray)
 
 
 def device_of(array) -> Device:
-    """The Device an ndarray lives on."""
+    """The Device an ndarray lives on.
+
+    Raises:
+        TypeError: `array` is neither a NumPy nor a CuPy array.
+
+    Example:
+        >>> device_of(numpy.zeros(2))                             # device('cpu')
+    """
+    cb = _cupy_if_imported()
+    if cb is not None and isinstance(array, cb.ndarray):
+        return get_device(f"cuda:{array.device.id}")
     if isinstance(array, _np_ndarray):
         return get_device("cpu")
-    if _cupy_backend is not None and isinstance(array, _cupy_backend.xp.ndarray):
-        return get_device(f"cuda:{array.device.id}")
     raise TypeError(f"not a NumPy or CuPy array: {type(array).__name__}")
 
 

@@ -2,6 +2,8 @@
 import cupy
 import cupyx
 
+from . import debug
+
 xp = cupy
 ndarray = cupy.ndarray
 name = "cupy"
@@ -68,6 +70,13 @@ def scatter_add(target, index, values) -> None:
 def synchronize(index: int = 0) -> None:
     """Wait for all work queued on GPU `index`."""
     cupy.cuda.Device(index).synchronize()
+
+
+def check(failed, make_error) -> None:
+    """Raise `make_error()` when the 0-d bool `failed` is true, in debug mode only: reading a
+    GPU value waits for the GPU, so by default it stays unread (see `debug`)."""
+    if debug.is_debug() and bool(failed):
+        raise make_error()
 
 
 def device_name(index: int = 0) -> str:

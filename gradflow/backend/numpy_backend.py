@@ -59,6 +59,13 @@ def synchronize(index: int = 0) -> None:
     """Nothing to wait for on the CPU."""
 
 
+def check(failed, make_error) -> None:
+    """Raise `make_error()` when the 0-d bool `failed` is true: on the CPU reading it is free,
+    so the check is always made (see `debug`)."""
+    if failed:
+        raise make_error()
+
+
 def device_name(index: int = 0) -> str:
     """A readable name of the processor."""
     import platform

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from ..autograd import no_grad
 from ..ops.elementwise import gelu, leaky_relu, relu, sigmoid, sqrt, tanh
+from ..ops.indexing import GetItem
 from ..ops.nn import (
     _check_reduction, _labels, binary_cross_entropy_with_logits, cross_entropy, dropout, linear,
+    nan_rows,
 )
 from ..ops.reduce import log_softmax as _log_softmax, softmax as _softmax
 from ..tensor import Tensor
@@ -56,12 +58,15 @@ def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction, "nll_loss")
     if not isinstance(input, Tensor):
         raise TypeError(f"nll_loss: input must be a Tensor, got {type(input).__name__}")
-    t = _labels(input, target, "nll_loss")
-    xp = input.device.xp
-    rows = xp.arange(input.shape[0])
-    picked = input[Tensor._make(rows, input.device, False, None),
-                   Tensor._make(t, input.device, False, None)]
-    return _reduce(-picked, reduction)
+    t, bad = _labels(input, target, "nll_loss")
+    dev = input.device
+    with dev.backend.use(dev.index):
+        rows = dev.xp.arange(input.shape[0])
+        poison = Tensor._make(nan_rows(dev.xp, bad, input.dtype), dev, False, None)
+    # GetItem itself, not getitem: the labels are validated above, and getitem's bounds check
+    # would read them back from a GPU.
+    picked = GetItem((rows, t), advanced=True)(input)
+    return _reduce(poison - picked, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -120,7 +125,8 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     In training (or without running statistics) the batch's mean and biased variance normalise;
     the running statistics, when given, are updated in place with the unbiased variance:
     running = (1 - momentum) running + momentum batch (BatchNorm1d passes momentum = 1/k at
-    the k-th batch for its cumulative-average mode). In eval they normalise instead.
+    the k-th batch for its cumulative-average mode, as a 0-d array on x's device, so that the
+    batch count is never read back from a GPU). In eval they normalise instead.
 
     Example:
         >>> y = gf.nn.functional.batch_norm(gf.randn(32, 4), None, None, training=True)
@@ -141,8 +147,10 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
         xc = x - mu
         var = (xc * xc).mean(axis=axes, keepdims=True)
         if training and running_mean is not None and running_var is not None:
-            with no_grad():
-                m = float(momentum)
+            dev = x.device
+            with no_grad(), dev.backend.use(dev.index):
+                # A 0-d array momentum stays an array: reading it would wait for the GPU.
+                m = momentum if hasattr(momentum, "ndim") else float(momentum)
                 unbiased = var.data.reshape(c) * (n / (n - 1))
                 rm, rv = running_mean.data, running_var.data
                 rm *= 1.0 - m

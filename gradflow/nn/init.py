@@ -66,7 +66,8 @@ def _draw_dtype(t):
 
 
 def _write(t, arr):
-    t.data[...] = arr
+    with t.device.backend.use(t.device.index):  # the copy runs on the tensor's own GPU
+        t.data[...] = arr
     t._version += 1
     return t
 
@@ -100,9 +101,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 def constant_(tensor: Tensor, val: float) -> Tensor:
     """Fill `tensor` in place with `val`; returns it."""
     _check(tensor, "constant_")
-    tensor.data[...] = val
-    tensor._version += 1
-    return tensor
+    return _write(tensor, val)
 
 
 def zeros_(tensor: Tensor) -> Tensor:

@@ -311,7 +311,8 @@ class Module:
             if set_to_none:
                 p.grad = None
             else:
-                p.grad.data[...] = 0
+                with p.device.backend.use(p.device.index):
+                    p.grad.data[...] = 0
 
     def apply(self, fn) -> "Module":
         """Call fn(module) on every sub-module, then on self (e.g. custom init); returns self."""
@@ -324,7 +325,9 @@ class Module:
         """Move every parameter and buffer to `device` and/or cast floating ones to `dtype`.
 
         The Parameter objects stay the same (their arrays are replaced), so an optimizer made
-        before the move keeps working. Returns self.
+        before the move keeps working: its state (Adam's moments, momentum buffers) is moved
+        to each parameter's new device and dtype by its next `step()` (see Optimizer). Returns
+        self.
 
         Example:
             >>> model = gf.nn.Linear(4, 2).to("cpu", dtype=gf.float64)
@@ -455,9 +458,11 @@ class Module:
                     continue
                 v = state_dict[k]
                 arr, src = (v.data, v.device) if isinstance(v, Tensor) else (v, B.device_of(v))
-                if src is not t.device:
-                    arr = t.device.backend.asarray(src.backend.to_host(arr), index=t.device.index)
-                t.data[...] = arr  # in place: optimizers keep references to these arrays' owners
+                dev = t.device
+                if src is not dev:
+                    arr = dev.backend.asarray(src.backend.to_host(arr), index=dev.index)
+                with dev.backend.use(dev.index):
+                    t.data[...] = arr  # in place: optimizers keep references to the owners
                 t._version += 1
         return IncompatibleKeys(missing, unexpected)
 

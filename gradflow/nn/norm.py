@@ -126,9 +126,11 @@ class BatchNorm1d(Module):
     def reset_running_stats(self) -> None:
         """Running mean to 0, running variance to 1, batch count to 0."""
         if self.track_running_stats:
-            self.running_mean.data[...] = 0
-            self.running_var.data[...] = 1
-            self.num_batches_tracked.data[...] = 0
+            dev = self.running_mean.device
+            with dev.backend.use(dev.index):
+                self.running_mean.data[...] = 0
+                self.running_var.data[...] = 1
+                self.num_batches_tracked.data[...] = 0
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
@@ -137,9 +139,11 @@ class BatchNorm1d(Module):
                              f"{x.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data[...] += 1
-            if self.momentum is None:  # cumulative moving average
-                momentum = 1.0 / float(self.num_batches_tracked.data)
+            count = self.num_batches_tracked
+            with count.device.backend.use(count.device.index):
+                count.data[...] += 1
+                if self.momentum is None:  # cumulative moving average, 1/k on the device
+                    momentum = 1.0 / count.data
         use_running = not self.training and self.track_running_stats
         return F.batch_norm(x, self.running_mean if self.track_running_stats else None,
                             self.running_var if self.track_running_stats else None,

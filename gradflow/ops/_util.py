@@ -13,7 +13,7 @@ def const(array, device) -> Tensor:
     those are turned back into 0-d arrays, so every Tensor holds an array.
     """
     if array.__class__ is not device.backend.ndarray:
-        array = device.backend.asarray(array)
+        array = device.backend.asarray(array, index=device.index)
     return _make(array, device, False, None)
 
 

@@ -47,10 +47,15 @@ class GetItemGrad(Function):
 
 
 def _convert_key(x, key):
-    """Replace Tensors and lists in `key` by arrays on x's device; report advanced indexing."""
+    """Replace Tensors and lists in `key` by arrays on x's device; report advanced indexing.
+
+    Integer index arrays are bounds-checked first (CuPy would wrap an out-of-range index where
+    NumPy raises): lists and NumPy arrays on the host, before they move, at no cost; index
+    Tensors where they live, which on a GPU reads one bool back (a sync).
+    """
     parts = key if isinstance(key, tuple) else (key,)
-    out, advanced = [], False
-    xp = x.device.xp
+    host_np = B.host_numpy()
+    arrays = []
     for k in parts:
         if isinstance(k, Tensor):
             if k.device is not x.device:
@@ -61,14 +66,44 @@ def _convert_key(x, key):
                                  f"dtype {k.dtype}")
             k = k.data
         elif isinstance(k, list) or B.is_array(k):
-            k = x.device.backend.asarray(k, index=x.device.index)
+            k = host_np.asarray(k) if isinstance(k, list) else k
             if k.dtype.kind not in "biu":
                 raise IndexError(f"arrays used as indices must be integer or bool, got "
                                  f"dtype {k.dtype}")
-        if B.is_array(k) and k.dtype.kind != "b":
-            advanced = True  # integer arrays may repeat an index: gradients must accumulate
+        arrays.append(k)
+    _check_bounds(x, arrays)
+    out, advanced = [], False
+    for k in arrays:
+        if B.is_array(k):
+            k = x.device.backend.asarray(k, index=x.device.index)
+            advanced = advanced or k.dtype.kind != "b"  # repeats must accumulate in backward
         out.append(k)
     return tuple(out) if isinstance(key, tuple) else out[0], advanced
+
+
+def _check_bounds(x, parts):
+    """Raise IndexError when an integer index array holds an entry outside its axis."""
+    def width(k):  # how many of x's axes a key part consumes
+        if k is None or k is Ellipsis:
+            return 0
+        return k.ndim if B.is_array(k) and k.dtype.kind == "b" else 1
+
+    taken = sum(width(k) for k in parts)
+    axis = 0
+    for k in parts:
+        if k is Ellipsis:
+            axis += x.ndim - taken
+            continue
+        if B.is_array(k) and k.dtype.kind != "b" and k.size and axis < x.ndim:
+            n = x.shape[axis]
+            dev = B.device_of(k)
+            with dev.backend.use(dev.index):
+                bad = (k < -n) | (k >= n)
+                if bad.any():
+                    shown = sorted(set(dev.backend.to_host(k[bad]).tolist()))[:5]
+                    raise IndexError(f"index {', '.join(map(str, shown))} is out of range for "
+                                     f"axis {axis} with size {n} (a tensor of shape {x.shape})")
+        axis += width(k)
 
 
 def getitem(x, key) -> Tensor:

@@ -117,8 +117,9 @@ class CrossEntropy(Function):
     The softmax computed on the way is saved; backward turns it into the gradient in one pass.
     """
 
-    def __init__(self, target, reduction: str, smoothing: float) -> None:
-        self.target, self.reduction, self.smoothing = target, reduction, smoothing
+    def __init__(self, target, bad, reduction: str, smoothing: float) -> None:
+        self.target, self.bad = target, bad
+        self.reduction, self.smoothing = reduction, smoothing
 
     def forward(self, x):
         xp = B.device_of(x).xp
@@ -126,8 +127,10 @@ class CrossEntropy(Function):
         e = xp.exp(z)
         s = e.sum(axis=1, keepdims=True)
         e /= s
+        poison = nan_rows(xp, self.bad, e.dtype)  # a bad label's row: nan loss and gradient
+        e += poison[:, None]
         self.p = e  # softmax(x): the whole first-order gradient, minus the target
-        log_s = xp.log(s[:, 0])
+        log_s = xp.log(s[:, 0]) + poison
         picked = xp.take_along_axis(z, self.target[:, None], axis=1)[:, 0]
         loss = log_s - picked  # -log softmax(x)[t]
         if self.smoothing:
@@ -212,33 +215,57 @@ class CrossEntropyGrad(Function):
 
 
 def _labels(logits: Tensor, target, op: str):
-    """Validate integer class labels for (N, C) logits; return them as an array on its device."""
+    """Validate integer class labels for (N, C) logits.
+
+    A label outside [0, C) raises a ValueError naming it wherever reading the labels is free:
+    labels given as a list or a NumPy array are checked on the host before they move, and labels
+    on the CPU are checked where they are. Labels already on a GPU are checked there without a
+    sync (see `gradflow.backend.debug`): debug mode raises; otherwise their rows' losses and
+    gradients are nan, never a silently wrong number.
+
+    Returns:
+        (t, bad): the labels as an int64 array on the logits' device, with the out-of-range ones
+        replaced by 0 (so gathers stay in bounds), and the bool mask of those rows.
+    """
     if logits.ndim != 2:
         raise ValueError(f"{op}: input must have shape (N, C) (a batch of class scores), got "
                          f"shape {logits.shape}")
     n, c = logits.shape
-    if not isinstance(target, Tensor):
-        target = Tensor(B.host_numpy().asarray(target), device=logits.device)
-    if target.device is not logits.device:
-        raise B.DeviceError(f"{op}: input is on {logits.device} but target is on {target.device}")
+    dev = logits.device
+    if not isinstance(target, Tensor):  # checked where it is (the host, for lists), then moved
+        target = Tensor(target, device=B.device_of(target) if B.is_array(target) else "cpu")
+    elif target.device is not dev:
+        raise B.DeviceError(f"{op}: input is on {dev} but target is on {target.device}")
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op}: target must hold integer class labels (int64), got dtype "
                         f"{target.dtype}")
     if target.shape != (n,):
         raise ValueError(f"{op}: target of shape {target.shape} does not fit input of shape "
                          f"{logits.shape}: expected one label per row, shape ({n},)")
-    t = target.data
-    if n:
-        xp = logits.device.xp
+    home = target.device
+    with home.backend.use(home.index):
+        t = target.data
         bad = (t < 0) | (t >= c)
-        if bool(bad.any()):
-            values = sorted(set(target.device.backend.to_host(t[bad]).tolist()))
-            shown = ", ".join(str(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
-            raise ValueError(f"{op}: target holds label(s) {shown} outside [0, {c - 1}] for "
-                             f"input with {c} classes (shape {logits.shape})")
-        if t.dtype != xp.int64:
-            t = t.astype(xp.int64)
-    return t
+        home.backend.check(bad.any(), lambda: _bad_labels(op, t, bad, home, logits.shape))
+    if home is not dev:
+        target = target.to(dev)
+    with dev.backend.use(dev.index):
+        t = target.data
+        bad = (t < 0) | (t >= c)
+        return dev.xp.where(bad, 0, t).astype(dev.xp.int64, copy=False), bad
+
+
+def _bad_labels(op, t, bad, dev, shape):
+    values = sorted(set(dev.backend.to_host(t[bad]).tolist()))
+    shown = ", ".join(str(v) for v in values[:10]) + (", ..." if len(values) > 10 else "")
+    return ValueError(f"{op}: target holds label(s) {shown} outside [0, {shape[1] - 1}] for "
+                      f"input with {shape[1]} classes (shape {shape})")
+
+
+def nan_rows(xp, bad, dtype):
+    """nan where `bad` (rows whose label is out of range), else 0: added to a row's values, it
+    makes them nan, so an unchecked bad label shows as a nan loss instead of a wrong number."""
+    return xp.where(bad, xp.nan, 0.0).astype(dtype, copy=False)
 
 
 def cross_entropy(input: Tensor, target, reduction: str = "mean",
@@ -276,8 +303,8 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean",
     if not 0.0 <= smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing!r}")
-    t = _labels(input, target, "cross_entropy")
-    return CrossEntropy(t, reduction, smoothing)(input)
+    t, bad = _labels(input, target, "cross_entropy")
+    return CrossEntropy(t, bad, reduction, smoothing)(input)
 
 
 # --- binary cross-entropy -----------------------------------------------------------------------

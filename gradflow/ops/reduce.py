@@ -474,7 +474,6 @@ def any(x, axis=None, keepdims=False) -> Tensor:
 
 def _logical_reduce(method, x, axis, keepdims):
     axes = normalize_axis(axis, x.ndim, method)
-    r = getattr(x.data, method)(axis=axes, keepdims=keepdims)
-    if r.__class__ is not x.device.backend.ndarray:
-        r = x.device.backend.asarray(r)
-    return const(r, x.device)
+    dev = x.device
+    with dev.backend.use(dev.index):
+        return const(getattr(x.data, method)(axis=axes, keepdims=keepdims), dev)

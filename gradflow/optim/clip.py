@@ -33,7 +33,8 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
         max_norm: the largest allowed norm (> 0).
         norm_type: p of the p-norm (default 2; float('inf') for the max norm).
         error_if_nonfinite: raise when the total norm is nan or inf (else the gradients are
-            scaled by nan, like PyTorch's default).
+            scaled by nan, like PyTorch's default). On a GPU this check reads the norm back,
+            which waits for the GPU; without it, clipping never does.
 
     Returns:
         The total norm of the gradients before clipping, a 0-d Tensor.
@@ -58,31 +59,33 @@ def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
         if p.grad.device is not dev:
             raise ValueError(f"clip_grad_norm_: gradients on {dev} and {p.grad.device}; keep "
                              "the model on one device")
-    with no_grad():
-        xp = dev.xp
-        if math.isinf(norm_type):
-            total = max(float(xp.abs(p.grad.data).max()) for p in params if p.grad.size)
-        else:
-            acc = 0.0
-            for p in params:
-                g = p.grad.data
-                if norm_type == 2.0:
-                    flat = g.reshape(-1)
-                    acc += float(xp.dot(flat, flat))  # one BLAS pass, no temporary
-                else:
-                    acc += float((xp.abs(g) ** norm_type).sum())
-            total = acc ** (1.0 / norm_type)
-        if error_if_nonfinite and not math.isfinite(total):
+    grads = [p.grad.data for p in params]
+    with no_grad(), dev.backend.use(dev.index):
+        total = _total_norm(dev.xp, grads, norm_type)
+        # Nothing here is read back on the host (that would wait for a GPU): the coefficient
+        # stays an array, and gradients under the limit are multiplied by exactly 1.
+        if error_if_nonfinite and not bool(dev.xp.isfinite(total)):
             raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the "
-                               f"gradients is {total}; pass error_if_nonfinite=False to scale "
-                               "anyway")
-        coef = max_norm / (total + 1e-6)
-        if coef < 1.0 or not math.isfinite(total):
-            for p in params:
-                p.grad.data *= coef
-                p.grad._version += 1
-    return Tensor._make(dev.backend.asarray(total, dtype=params[0].grad.dtype, index=dev.index),
-                        dev, False, None)
+                               f"gradients is {float(total)}; pass error_if_nonfinite=False to "
+                               "scale anyway")
+        coef = dev.xp.minimum(max_norm / (total + 1e-6), 1.0)
+        for p, g in zip(params, grads):
+            g *= coef.astype(g.dtype)
+            p.grad._version += 1
+        total = dev.backend.asarray(total, dtype=grads[0].dtype, index=dev.index)
+    return Tensor._make(total, dev, False, None)
+
+
+def _total_norm(xp, grads, norm_type):
+    # The norm of all gradients as one vector, a 0-d float64 array on their device.
+    if math.isinf(norm_type):
+        parts = [xp.abs(g).max() for g in grads if g.size] or [xp.zeros(())]
+        return xp.stack(parts).astype(xp.float64).max()
+    if norm_type == 2.0:
+        parts = [xp.dot(g.reshape(-1), g.reshape(-1)) for g in grads]  # one BLAS pass each
+    else:
+        parts = [(xp.abs(g) ** norm_type).sum() for g in grads]
+    return xp.stack(parts).astype(xp.float64).sum() ** (1.0 / norm_type)
 
 
 def clip_grad_value_(parameters, clip_value: float) -> None:
@@ -96,6 +99,7 @@ def clip_grad_value_(parameters, clip_value: float) -> None:
         raise ValueError(f"clip_grad_value_: clip_value must be > 0, got {clip_value}")
     with no_grad():
         for p in _grads(parameters, "clip_grad_value_"):
-            xp = p.grad.device.xp
-            xp.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
+            dev = p.grad.device
+            with dev.backend.use(dev.index):
+                dev.xp.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
             p.grad._version += 1
