@@ -240,7 +240,9 @@ rmsprop_update = _on_host_arrays(fused_numpy.rmsprop_update)
 def install(monkeypatch):
     """Make this module gradflow's CUDA backend for one test; returns the counters' state."""
     import sys
+    B.get_device("cpu")  # interned before the copy below: the CPU stays the one Device object
     monkeypatch.setattr(B, "_cupy_backend", sys.modules[__name__])
     monkeypatch.setattr(B, "_devices", {k: v for k, v in B._devices.items() if v.type == "cpu"})
+    monkeypatch.setattr(B, "_default", B._default)  # restored after the test, whatever it sets
     state.current, state.reads = 0, 0
     return state

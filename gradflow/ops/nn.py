@@ -247,11 +247,10 @@ def _labels(logits: Tensor, target, op: str):
         t = target.data
         bad = (t < 0) | (t >= c)
         home.backend.check(bad.any(), lambda: _bad_labels(op, t, bad, home, logits.shape))
-    if home is not dev:
-        target = target.to(dev)
+    if home is not dev:  # host labels, checked there, go where the logits are
+        t = target.to(dev).data
+        bad = dev.backend.asarray(home.backend.to_host(bad), index=dev.index)
     with dev.backend.use(dev.index):
-        t = target.data
-        bad = (t < 0) | (t >= c)
         return dev.xp.where(bad, 0, t).astype(dev.xp.int64, copy=False), bad
 
 
