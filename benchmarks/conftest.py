@@ -14,6 +14,10 @@ from bench_util import IMPLS, MODE
 from gradflow.bench.report import format_table, targets
 from gradflow.bench.workloads import Unavailable, workloads
 
+# gradflow's figures with the opt-in its training scripts and the report make (see
+# gradflow.backend.host_malloc); PyTorch runs in this process, so it gets the thresholds too.
+gf.tune_host_malloc()
+
 _CUDA_REASON = ("no CUDA device: CuPy is not installed or sees no GPU "
                 "(install the cuda12/cuda13 extra on a machine with an NVIDIA GPU)")
 

@@ -18,6 +18,9 @@ saves a checkpoint to resume from.
 Data: `--dataset mnist` looks for the files on disk (GRADFLOW_DATA, ~/.cache/gradflow/mnist, or
 --data-root) and downloads them when it can; with neither, it says so in one line and trains on
 the 5,000-digit MNIST sample that ships with gradflow (`--dataset mnist-sample`).
+
+Memory: main() calls `gf.tune_host_malloc()`, so that glibc keeps the freed buffers of one step
+for the next instead of returning them to the kernel (set GRADFLOW_MALLOC=system to skip it).
 """
 from __future__ import annotations
 
@@ -432,6 +435,11 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
 def main(argv=None) -> dict:
     """Command-line entry point; returns the training history (used by the tests)."""
     args = parse_args(argv)
+    # Each step allocates and frees the same few-megabyte activations and gradients; with
+    # glibc's defaults that memory goes back to the kernel and every step faults it in again.
+    # Importing gradflow never changes malloc: a training script opts in (GRADFLOW_MALLOC=system
+    # refuses it). See gradflow/backend/host_malloc.py.
+    gf.tune_host_malloc()
     try:
         return train(args)
     except (gf.DeviceError, FileNotFoundError, NotADirectoryError, IDXError,

@@ -16,14 +16,16 @@ from .backend import (
     cuda_device_count, set_debug, is_debug, dtype, float16, float32, float64, int8, int16, int32,
     int64, uint8, bool_,
 )
+from .backend.host_malloc import tune as tune_host_malloc  # opt-in: glibc keeps freed buffers
 from .creation import (
     tensor, as_tensor, zeros, ones, full, arange, eye, zeros_like, ones_like, full_like, rand,
     randn, randint, randperm, rand_like, randn_like, manual_seed,
 )
 from .ops.elementwise import (
     add, sub, mul, div, pow, neg, abs, exp, log, sqrt, sin, cos, tanh, sigmoid, relu, leaky_relu,
-    gelu, maximum, minimum, clip, where, sign, logical_and, logical_or, logical_not, astype,
+    gelu, maximum, minimum, clip, where, astype, to_device,
 )
+from .ops.compare import sign, isfinite, logical_and, logical_or, logical_not
 from .ops.reduce import (
     sum, mean, var, std, max, min, argmax, argmin, all, any, logsumexp, softmax, log_softmax,
 )

@@ -6,17 +6,23 @@ How a gradient travels, in four steps a reader can follow in this file:
 2. `loss.backward()` counts, for every recorded function reachable from the loss, how many
    consumers will send it a gradient (the edges of the graph).
 3. It then visits functions in reverse topological order (Kahn's algorithm: a function is ready
-   once all its consumers have reported) and calls each `backward(gy)`, the chain rule for that op.
+   once all its consumers have reported) and calls each `backward`, the chain rule for that op.
 4. Gradients that reach the same tensor by several paths are added (fan-out is `+`); at a leaf
    they accumulate into `.grad`.
 No recursion anywhere, so a chain of 100,000 ops works.
+
+Each op has one gradient rule, written with operators and gradflow functions that accept raw
+arrays as well as Tensors (HIPS autograd's way). A plain backward hands the rules raw arrays, so
+they compute at array speed and record nothing; `create_graph=True` hands them Tensors, so the
+same rules are recorded and can be differentiated again.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
-import functools
 import weakref
+
+from . import backend as B
 
 __all__ = [
     "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward",
@@ -34,12 +40,12 @@ class _GradMode(threading.local):
     enabled = True
 
 
-_Mode = _GradMode()
+_grad_mode = _GradMode()
 
 
 def is_grad_enabled() -> bool:
     """True when new ops are recorded on the tape."""
-    return _Mode.enabled
+    return _grad_mode.enabled
 
 
 class set_grad_enabled(contextlib.ContextDecorator):
@@ -50,12 +56,12 @@ class set_grad_enabled(contextlib.ContextDecorator):
         self.prev = []
 
     def __enter__(self):
-        self.prev.append(_Mode.enabled)
-        _Mode.enabled = self.mode
+        self.prev.append(_grad_mode.enabled)
+        _grad_mode.enabled = self.mode
         return self
 
     def __exit__(self, *exc):
-        _Mode.enabled = self.prev.pop()
+        _grad_mode.enabled = self.prev.pop()
         return False
 
 
@@ -92,43 +98,46 @@ class enable_grad(set_grad_enabled):
 
 
 class Function:
-    """One op on the tape: `forward` on raw arrays, `backward` in differentiable gradflow ops.
+    """One op on the tape: `forward` on raw arrays, one `backward` rule for every use.
 
-    Subclasses implement:
-        forward(self, *xs) -> array          computes with the inputs' arrays (xs may hold Python
-                                             scalars where the op was given one)
-        backward(self, gy) -> tuple          one gradient Tensor (or None) per input, written with
-                                             gradflow ops so that gradients of gradients work
-    Optionally:
-        backward_arrays(self, gy) -> tuple   the same rule on raw arrays (gy and the results are
-                                             arrays), or None to fall back to `backward`. A plain
-                                             backward (no create_graph) records nothing, so it
-                                             calls this when present: a rule of three ops then
-                                             costs three array operations, not three recorded
-                                             ops. gradcheck goes through it, gradgradcheck
-                                             through `backward`, so both stay tested.
-    Class attributes:
-        saves_inputs / saves_output          whether backward reads the inputs' / output's values;
-                                             such tensors are guarded against in-place changes.
+    A subclass implements `forward(self, *xs)`, computing the output array from the inputs'
+    arrays (an input may be a Python number), and `backward(self, gy, y, *xs)`, its gradient
+    rule: gy is the gradient of the output y (y is None unless `saves_output`), xs the inputs,
+    and it returns one gradient (or None) per input, or the gradient itself for one input. In a
+    plain backward they are all raw arrays; under create_graph, Tensors. So a rule is written
+    with operators, methods arrays and Tensors share (sum, reshape, T) and gradflow functions
+    (exp, where, sum_to), and serves both. `needs_input_grad[i]` says whether input i needs its
+    gradient (skip the others' work). Rarely, `fused_backward` is the same rule hand-fused on
+    arrays, which a plain backward takes instead: only where it pays measurably, tested against
+    `backward`, its docstring saying what it saves. `saves_inputs` / `saves_output` say whether
+    backward reads those values; they are then guarded against in-place changes. Parameters
+    (axes, shapes, masks) are keyword arguments: `Sum(axes=(0,), keepdims=False)` has
+    `self.axes` and `self.keepdims`.
 
     A Function keeps its inputs strongly (backward needs them) and its output weakly (the output
     holds the Function as its grad_fn: a strong link back would make a reference cycle).
     """
 
-    __slots__ = ("inputs", "_output", "_versions", "_y", "__dict__")
+    __slots__ = ("inputs", "input_arrays", "needs_input_grad", "saved_versions", "saved_y",
+                 "output_ref", "output_device", "__dict__")
     registry: dict[str, type] = {}
     saves_inputs = True
     saves_output = False
-    backward_arrays = None
+    fused_backward = None
+    device = None  # where the output goes: the inputs' device, unless the op moves it
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         Function.registry[cls.__name__] = cls
 
+    def __init__(self, **params) -> None:
+        if params:  # most ops have none: then no attribute dict is made at all
+            self.__dict__.update(params)
+
     def forward(self, *xs):
         raise NotImplementedError(f"{type(self).__name__}.forward")
 
-    def backward(self, gy):
+    def backward(self, gy, y, *xs):
         raise NotImplementedError(f"{type(self).__name__}.backward")
 
     @property
@@ -139,209 +148,121 @@ class Function:
     @property
     def output(self):
         """The output Tensor, or None once it has been garbage-collected."""
-        ref = self._output
-        return ref() if ref is not None else None
+        return self.output_ref()
 
     def __call__(self, *inputs):
-        """Run the op on Tensors (and Python scalars) and record it when a gradient is needed."""
-        # The hot path of every op: one- and two-input calls (nearly all of them) are unrolled,
-        # because a loop, a list of arrays and a generator cost more than the op itself on
-        # small arrays. Any other arity takes the general loop in `_call_any`.
-        n = len(inputs)
-        if n == 2:
-            a, b = inputs
-            if isinstance(a, Tensor):
-                dev = a.device
-                if isinstance(b, Tensor):
-                    if b.device is not dev:
-                        raise _device_mismatch(self, inputs)
-                    if a.data.dtype is not b.data.dtype:
-                        a, b = inputs = _promote(a, b)
-                    record = a._rg or b._rg
-                    args = (a.data, b.data)
-                else:
-                    if b.__class__ is not float and b.__class__ is not int:
-                        b = _python_scalar(b)
-                        inputs = (a, b)
-                    record = a._rg
-                    args = (a.data, b)
-            elif isinstance(b, Tensor):
-                if a.__class__ is not float and a.__class__ is not int:
-                    a = _python_scalar(a)
-                    inputs = (a, b)
-                dev = b.device
-                record = b._rg
-                args = (a, b.data)
+        """Run the op on Tensors, raw arrays and Python numbers.
+
+        With no Tensor among the inputs (a gradient rule in a plain backward) it returns the
+        raw result of `forward`. Otherwise it returns a Tensor on the inputs' device, recorded
+        with this Function as its grad_fn when some input requires a gradient.
+        """
+        device, arrays, needs, versions = None, [], [], []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                if device is None:
+                    device = x.device
+                elif x.device is not device:
+                    raise _device_mismatch(self, inputs)
+                arrays.append(x.data)
+                needs.append(x._requires_grad)
+                versions.append(x._version_counter[0])
             else:
-                return self._call_any(inputs)
-        elif n == 1:
-            a = inputs[0]
-            if not isinstance(a, Tensor):
-                return self._call_any(inputs)
-            dev = a.device
-            record = a._rg
-            args = (a.data,)
-        else:
-            return self._call_any(inputs)
-        # On the inputs' own GPU, whichever is current (on the CPU this enters a no-op context).
-        with dev.backend.use(dev.index):
-            try:  # costs nothing until something is raised
-                y = self.forward(*args)
+                arrays.append(x)
+                needs.append(False)
+                versions.append(0)
+        if device is None:  # no Tensor: a gradient rule computing on raw arrays
+            return self.forward(*inputs)
+        if len(inputs) == 2:
+            promoted = _promoted(*inputs)
+            if promoted is not None:  # where NumPy's dtype rules differ from PyTorch's
+                return self(*promoted)
+        with device.backend.use(device.index):  # on the inputs' own GPU, whichever is current
+            try:
+                y = self.forward(*arrays)
             except ValueError as exc:  # NumPy's broadcast error names no op
                 raise ValueError(f"{self.name}: {exc}") from None
-        if y.__class__ is not dev.backend.ndarray:
-            # 0-d results come back as NumPy scalars: keep arrays
-            y = dev.backend.asarray(y, index=dev.index)
-        if record and _Mode.enabled and y.dtype.kind == "f":
-            out = _make(y, dev, True, self)
-            self.inputs = inputs
-            self._output = weakref.ref(out)
-            if self.saves_inputs:
-                if n == 2:
-                    self._versions = (a._vc[0] if isinstance(a, Tensor) else 0,
-                                      b._vc[0] if isinstance(b, Tensor) else 0)
-                else:
-                    self._versions = (a._vc[0],)
-            if self.saves_output:
-                self._y = y
+        device = self.device or device
+        if y.__class__ is not device.backend.ndarray:  # NumPy gives scalars for 0-d results
+            y = device.backend.asarray(y, index=device.index)
+        if True in needs and _grad_mode.enabled and y.dtype.kind == "f":
+            out = Tensor._make(y, device, True, self)
+            self._record(inputs, arrays, needs, versions, out, y)
         else:
-            out = _make(y, dev, False, None)
+            out = Tensor._make(y, device)
         if y.base is not None:  # a view (reshape, indexing, ...): maybe of an input's array
             _share_version(out, y.base, inputs)
         return out
 
-    def _call_any(self, inputs):
-        # `__call__` for any number of inputs.
-        first = None
-        arrays = []
-        record = False
-        for t in inputs:
-            if isinstance(t, Tensor):
-                if first is None:
-                    first = t
-                elif t.device is not first.device:
-                    raise _device_mismatch(self, inputs)
-                record = record or t._rg
-                arrays.append(t.data)
-            else:
-                arrays.append(t)
-        if first is None:
-            raise TypeError(f"{self.name} needs at least one Tensor input, got "
-                            f"{', '.join(type(t).__name__ for t in inputs) or 'no inputs'}")
-        dev = first.device
-        with dev.backend.use(dev.index):
-            y = self.forward(*arrays)
-        if y.__class__ is not dev.backend.ndarray:
-            y = dev.backend.asarray(y, index=dev.index)
-        if record and _Mode.enabled and y.dtype.kind == "f":
-            out = _make(y, dev, True, self)
-            self.inputs = inputs
-            self._output = weakref.ref(out)
-            if self.saves_inputs:
-                self._versions = tuple(t._vc[0] if isinstance(t, Tensor) else 0
-                                       for t in inputs)
-            if self.saves_output:
-                self._y = y
-        else:
-            out = _make(y, dev, False, None)
-        if y.base is not None:
-            _share_version(out, y.base, inputs)
-        return out
+    def _record(self, inputs, arrays, needs, versions, out, y) -> None:
+        # What backward will need: the inputs (as Tensors for the graph, as arrays for a plain
+        # backward), which of them need a gradient, their versions, and the output.
+        self.inputs = inputs
+        self.input_arrays = arrays
+        self.needs_input_grad = needs
+        self.saved_versions = versions
+        self.output_device = out.device
+        self.output_ref = weakref.ref(out)
+        if self.saves_output:
+            self.saved_y = y
 
     def saved_output(self):
-        """The output, for rules written in terms of it (d exp(x) = y).
+        """The output as a Tensor, for rules under create_graph written in terms of it.
 
-        While the output Tensor lives it is returned itself, so that a recorded backward
-        (create_graph) stays connected; once it is gone no recording can need it, and a constant
-        Tensor over the saved array does.
+        While the output Tensor lives it is returned itself, so that the recorded backward stays
+        connected; once it is gone no recording can need it, and a constant Tensor over the
+        saved array does.
         """
-        out = self._output()
-        if out is None:
-            y = self._y
-            out = Tensor._make(y, self.inputs[0].device if isinstance(self.inputs[0], Tensor)
-                               else self.inputs[-1].device, False, None)
-        return out
+        out = self.output_ref()
+        return out if out is not None else Tensor._make(self.saved_y, self.output_device)
 
-    def _check_versions(self) -> None:
+    def check_versions(self) -> None:
+        """Raise BackwardError when a saved input or output was modified in place since."""
         if self.saves_inputs:
-            for t, v in zip(self.inputs, self._versions):
-                if isinstance(t, Tensor) and t._vc[0] != v:
+            for x, v in zip(self.inputs, self.saved_versions):
+                if isinstance(x, Tensor) and x._version_counter[0] != v:
                     raise BackwardError(
-                        f"an input of {self.name} (shape {t.shape}) was modified in place after "
-                        f"{self.name} saved it for backward (version {v} -> {t._version}); "
+                        f"an input of {self.name} (shape {x.shape}) was modified in place after "
+                        f"{self.name} saved it for backward (version {v} -> {x._version}); "
                         "use an out-of-place op (x = x + y instead of x += y), or call backward first"
                     )
-        if self.saves_output:
-            out = self.output
-            if out is not None and out._version != 0:
-                raise BackwardError(
-                    f"the output of {self.name} (shape {out.shape}) was modified in place after "
-                    f"{self.name} saved it for backward; use an out-of-place op instead"
-                )
+        out = self.output_ref()
+        if self.saves_output and out is not None and out._version_counter[0] != 0:
+            raise BackwardError(
+                f"the output of {self.name} (shape {out.shape}) was modified in place after "
+                f"{self.name} saved it for backward; use an out-of-place op instead"
+            )
 
-    def _release(self) -> None:
+    def release(self) -> None:
         """Drop what backward needed; the graph above this function is cut here."""
-        self.inputs = None
-        self._y = None
+        self.inputs = self.input_arrays = self.saved_y = None
         self.__dict__.clear()
 
 
-def _device_mismatch(fn, inputs):
-    from .backend import DeviceError
-    devs = ", ".join(f"{t.device} (shape {t.shape})" for t in inputs if isinstance(t, Tensor))
-    return DeviceError(f"{fn.name} got tensors on different devices: {devs}; "
-                       "move them to one device with .to(device) first")
-
-
-def _freed_error(fn):
-    return BackwardError(
-        f"trying to backward through {fn.name} a second time: its saved values were freed by the "
-        "first backward; pass retain_graph=True to the first backward (or gf.grad) to keep them"
-    )
-
-
-def _collect(roots):
-    """Count, for every function reachable from `roots`, how many edges point at it."""
-    deps: dict = {}
-    stack = []
-    for fn in roots:
-        if fn is not None and fn not in deps:
-            deps[fn] = 0
-            stack.append(fn)
-    while stack:
-        fn = stack.pop()
-        if fn.inputs is None:
-            raise _freed_error(fn)
-        for x in fn.inputs:
-            if isinstance(x, Tensor) and x._rg:
-                prev = x.grad_fn
-                if prev is not None:
-                    if prev in deps:
-                        deps[prev] += 1
-                    else:
-                        deps[prev] = 1
-                        stack.append(prev)
-    return deps
-
-
-def _promote(a, b):
-    # PyTorch's rule where NumPy's differs: a float tensor with an integer or bool one keeps
-    # the float dtype (NumPy would make int64 with float32 float64). The integer side is cast
+def _promoted(a, b):
+    # Two rules of PyTorch's where NumPy's differ; None when neither applies (nearly always).
+    # A NumPy scalar (np.float64(2.0)) or 0-d array counts as a Python number, which is "weak":
+    # float32 * np.float64(2) stays float32. A float tensor with an integer or bool one keeps
+    # the float dtype (NumPy would make int64 with float32 float64): the integer side is cast
     # before the op sees it, so the op's rule and its saved inputs agree on one dtype.
-    ka, kb = a.data.dtype.kind, b.data.dtype.kind
-    if ka == "f" and kb in "iub":
-        return a, _make(b.data.astype(a.data.dtype), b.device, False, None)
-    if kb == "f" and ka in "iub":
-        return _make(a.data.astype(b.data.dtype), a.device, False, None), b
-    return a, b
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        na, nb = _python_number(a), _python_number(b)
+        return None if na is a and nb is b else (na, nb)
+    da, db = a.data.dtype, b.data.dtype
+    if da is db or da.kind == db.kind:
+        return None
+    if da.kind == "f" and db.kind in "iub":
+        return a, Tensor._make(b.data.astype(da), b.device)
+    if db.kind == "f" and da.kind in "iub":
+        return Tensor._make(a.data.astype(db), a.device), b
+    return None
 
 
-def _python_scalar(v):
-    # A NumPy scalar (np.float64(2.0), np.sqrt(2.0)) or 0-d array as a Python number, which
-    # NumPy treats as "weak": float32 * np.float64(2) stays float32, as in PyTorch.
-    if not isinstance(v, bool) and getattr(v, "ndim", None) == 0 and hasattr(v, "item"):
-        return v.item()
-    return v
+def _python_number(v):
+    if v.__class__ in (float, int, bool) or getattr(v, "ndim", None) != 0 or \
+            not hasattr(v, "item") or isinstance(v, Tensor):
+        return v
+    return v.item()
 
 
 def _share_version(out, base, inputs):
@@ -352,8 +273,130 @@ def _share_version(out, base, inputs):
         if isinstance(t, Tensor):
             d = t.data
             if d is base or d.base is base:
-                out._vc = t._vc
+                out._version_counter = t._version_counter
                 return
+
+
+def _device_mismatch(fn, inputs):
+    devs = ", ".join(f"{t.device} (shape {t.shape})" for t in inputs if isinstance(t, Tensor))
+    return B.DeviceError(f"{fn.name} got tensors on different devices: {devs}; "
+                         "move them to one device with .to(device) first")
+
+
+def _freed_error(fn):
+    return BackwardError(
+        f"trying to backward through {fn.name} a second time: its saved values were freed by the "
+        "first backward; pass retain_graph=True to the first backward (or gf.grad) to keep them"
+    )
+
+
+# --- the engine ----------------------------------------------------------------------------------
+def _count_consumers(pending):
+    """For every function reachable from those in `pending`, how many edges point at it."""
+    deps = dict.fromkeys(pending, 0)
+    stack = list(deps)
+    while stack:
+        fn = stack.pop()
+        if fn.inputs is None:
+            raise _freed_error(fn)
+        for x, needed in zip(fn.inputs, fn.needs_input_grad):
+            prev = x.grad_fn if needed else None
+            if prev is not None:
+                if prev in deps:
+                    deps[prev] += 1
+                else:
+                    deps[prev] = 1
+                    stack.append(prev)
+    return deps
+
+
+def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
+    """Propagate `root_grads` (Tensors) from `roots` back to the leaves (or into `captured`).
+
+    In a plain backward the gradients travel as raw arrays and become Tensors at the leaves;
+    under create_graph they are Tensors throughout, and every rule is recorded.
+    """
+    pending = {}  # function -> the sum of the gradients its consumers have sent so far
+    leaves = {}  # id(leaf) -> [leaf, the sum of its gradients]
+    exposed = set()  # ids of arrays the caller or a hook holds: no leaf may take them
+    for t, g in zip(roots, root_grads):
+        exposed.add(id(g.data))
+        g, fn = g if create_graph else g.data, t.grad_fn
+        if fn is None:  # a leaf root: it gets its gradient at the end
+            leaves[id(t)] = [t, g] if id(t) not in leaves else [t, leaves[id(t)][1] + g]
+        else:
+            pending[fn] = g if fn not in pending else pending[fn] + g
+    deps = _count_consumers(pending)
+    ready = []
+    for fn in pending:
+        if deps[fn] == 0:
+            ready.append(fn)
+    enabled, _grad_mode.enabled = _grad_mode.enabled, create_graph
+    try:
+        while ready:
+            fn = ready.pop()
+            gy = pending.pop(fn)
+            out = fn.output_ref()
+            if out is not None and (out._hooks or out._retains_grad or captured is not None):
+                gy = _visit_output(out, gy, captured, exposed, create_graph)
+            _apply_rule(fn, gy, create_graph, pending, leaves, deps, ready)
+            if not retain_graph:
+                fn.release()
+        for x, gx in leaves.values():
+            _accumulate_leaf(x, gx, captured, exposed)
+    finally:
+        _grad_mode.enabled = enabled
+
+
+def _apply_rule(fn, gy, create_graph, pending, leaves, deps, ready):
+    """Run fn's rule on its output's gradient gy and send each input its gradient: to the
+    function that made the input (ready once all its consumers have sent theirs) or to a leaf."""
+    if fn.inputs is None:
+        raise _freed_error(fn)
+    if fn.saves_inputs or fn.saves_output:
+        fn.check_versions()
+    if create_graph:
+        rule, xs, y = fn.backward, fn.inputs, fn.saved_output() if fn.saves_output else None
+    else:
+        rule = fn.backward if fn.fused_backward is None else fn.fused_backward
+        xs, y = fn.input_arrays, fn.saved_y if fn.saves_output else None
+    dev = fn.output_device
+    with dev.backend.use(dev.index):  # the rule and the sums run on the op's own GPU
+        gxs = rule(gy, y, *xs)
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        for x, gx, needed in zip(fn.inputs, gxs, fn.needs_input_grad):
+            if not needed or gx is None:
+                continue
+            xd = x.data
+            if gx.shape != xd.shape or gx.dtype != xd.dtype:
+                raise _wrong_gradient(fn, x, gx)
+            prev = x.grad_fn
+            if prev is None:  # fan-out is +, at a leaf as at a function
+                had = leaves.get(id(x))
+                leaves[id(x)] = [x, gx] if had is None else [x, had[1] + gx]
+                continue
+            had = pending.get(prev)
+            pending[prev] = gx if had is None else had + gx
+            deps[prev] -= 1
+            if deps[prev] == 0:
+                ready.append(prev)
+
+
+def _as_tensor(g, device):
+    # A raw gradient as a Tensor outside the graph (NumPy gives scalars for 0-d results).
+    if isinstance(g, Tensor):
+        return g
+    if g.__class__ is not device.backend.ndarray:
+        g = device.backend.asarray(g, index=device.index)
+    return Tensor._make(g, device)
+
+
+def _wrong_gradient(fn, x, gx):
+    return BackwardError(
+        f"{fn.name}.backward returned a gradient of shape {tuple(gx.shape)} and dtype {gx.dtype} "
+        f"for an input of shape {x.shape} and dtype {x.dtype}: the gradient rule is wrong"
+    )
 
 
 def _run_hooks(t, g):
@@ -364,7 +407,29 @@ def _run_hooks(t, g):
     return g
 
 
-def _accumulate_leaf(x, gx, captured, exposed=None):
+def _visit_output(out, gy, captured, exposed, create_graph):
+    # A gradient reaching a non-leaf tensor: its hooks, retain_grad() and gf.grad's capture see
+    # it as a Tensor. What they saw is marked exposed, so that no leaf shares it.
+    g = _as_tensor(gy, out.device)
+    exposed.add(id(g.data))
+    if out._hooks:
+        g = _run_hooks(out, g)
+        exposed.add(id(g.data))
+    if out._retains_grad:
+        out.grad = g if out.grad is None else out.grad + g
+        exposed.add(id(out.grad.data))
+    if captured is not None and id(out) in captured:
+        captured[id(out)] = (out, g)
+    return g if create_graph else g.data
+
+
+def _accumulate_leaf(x, gx, captured, exposed):
+    # The leaf's complete gradient: through its hooks, into gf.grad's capture or into .grad.
+    device = x.device
+    if not isinstance(gx, Tensor):  # a raw array: as _as_tensor, inline on this hot path
+        if gx.__class__ is not device.backend.ndarray:  # NumPy gives scalars for 0-d results
+            gx = device.backend.asarray(gx, index=device.index)
+        gx = Tensor._make(gx, device)
     if x._hooks:
         gx = _run_hooks(x, gx)
         exposed = None  # a hook may keep the gradient it was shown
@@ -374,131 +439,26 @@ def _accumulate_leaf(x, gx, captured, exposed=None):
             prev = captured[key][1]
             captured[key] = (x, gx if prev is None else prev + gx)
         return
-    if x.grad is None:
-        # The leaf gets an array of its own: a gradient can be a read-only broadcast view, or
-        # one tensor sent to several leaves (a + b gives both the same one), and an in-place
-        # change of one .grad (clipping, weight decay) must not reach another. A fresh array
-        # that nothing else has seen (`exposed` holds the ids of those handed out or given by
-        # the caller) is taken as it is: copying every weight gradient would cost a full pass
-        # over the parameters per step.
-        if not gx._rg:
-            d = gx.data
-            if exposed is None or d.base is not None or id(d) in exposed:
-                dev = gx.device
-                with dev.backend.use(dev.index):
-                    gx = Tensor._make(d.copy(), dev, False, None)
-            else:
-                exposed.add(id(d))
-        x.grad = gx
-    else:
+    if x.grad is not None:
         x.grad = x.grad + gx
+        return
+    # The leaf gets an array of its own: a gradient can be a read-only broadcast view, or one
+    # array sent to several leaves (a + b gives both the same one), and an in-place change of
+    # one .grad (clipping, weight decay) must not reach another. A fresh array that nothing else
+    # has seen (`exposed` holds the ids of those handed out or given by the caller) is taken as
+    # it is: copying every weight gradient would cost a full pass over the parameters per step.
+    d = gx.data
+    if not gx._requires_grad:
+        if exposed is None or d.base is not None or id(d) in exposed:
+            with device.backend.use(device.index):
+                gx = Tensor._make(d.copy(), device)
+        else:
+            exposed.add(id(d))
+    x.grad = gx
 
 
-def _check_grad(fn, x, gx):
-    if gx.shape != x.shape or gx.dtype != x.dtype:
-        raise BackwardError(
-            f"{fn.name}.backward returned a gradient of shape {gx.shape} and dtype {gx.dtype} for "
-            f"an input of shape {x.shape} and dtype {x.dtype}: the gradient rule is wrong"
-        )
-
-
-def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
-    """Propagate `root_grads` from `roots` back to the leaves (or into `captured`)."""
-    with set_grad_enabled(create_graph):
-        pending: dict = {}
-        leaf_roots = []
-        for t, g in zip(roots, root_grads):
-            if t.grad_fn is None:
-                leaf_roots.append((t, g))
-            else:
-                fn = t.grad_fn
-                pending[fn] = g if fn not in pending else pending[fn] + g
-        deps = _collect(list(pending))
-        # Leaf gradients are summed here first and stored at the end: a leaf's hooks then see
-        # its whole gradient once, as for non-leaf tensors, whatever the number of paths.
-        leaves: dict = {}
-        exposed = {id(g.data) for g in root_grads}  # the caller keeps these
-        for t, g in leaf_roots:
-            _gather(leaves, t, g)
-        ready = [fn for fn in pending if deps[fn] == 0]
-        arrays_ok = not create_graph  # nothing is recorded: rules may work on raw arrays
-        while ready:
-            fn = ready.pop()
-            gy = pending.pop(fn)
-            ref = fn._output
-            out = ref() if ref is not None else None
-            if out is not None and (out._hooks or out._retains_grad or captured is not None):
-                gy = _visit_output(out, gy, captured, exposed)
-            inputs = fn.inputs
-            if inputs is None:
-                raise _freed_error(fn)
-            if fn.saves_inputs or fn.saves_output:
-                fn._check_versions()
-            gdev = gy.device
-            with gdev.backend.use(gdev.index):  # rules on raw arrays run on gy's own GPU
-                raw = False
-                if arrays_ok and fn.backward_arrays is not None:
-                    gxs = fn.backward_arrays(gy.data)
-                    raw = gxs is not None
-                if not raw:
-                    gxs = fn.backward(gy)
-            for x, gx in zip(inputs, gxs):
-                if gx is None or not isinstance(x, Tensor) or not x._rg:
-                    continue
-                if raw:
-                    gx = _wrap_array(gx, gy.device)
-                gd = gx.data
-                xd = x.data
-                if gd.shape != xd.shape or (gd.dtype is not xd.dtype and gd.dtype != xd.dtype):
-                    _check_grad(fn, x, gx)
-                prev = x.grad_fn
-                if prev is None:
-                    _gather(leaves, x, gx)
-                    continue
-                if prev in pending:
-                    pending[prev] = pending[prev] + gx
-                else:
-                    pending[prev] = gx
-                left = deps[prev] - 1
-                deps[prev] = left
-                if left == 0:
-                    ready.append(prev)
-            if not retain_graph:
-                fn._release()
-        for x, gx in leaves.values():
-            _accumulate_leaf(x, gx, captured, exposed)
-
-
-def _wrap_array(g, dev):
-    # An array from `backward_arrays` as a constant Tensor; a 0-d result can come back from
-    # NumPy as a scalar, which is turned into an array as `Function.__call__` does.
-    if g.__class__ is not dev.backend.ndarray:
-        g = dev.backend.asarray(g, index=dev.index)
-    return _make(g, dev, False, None)
-
-
-def _gather(leaves, x, gx):
-    k = id(x)
-    prev = leaves.get(k)
-    leaves[k] = (x, gx) if prev is None else (x, prev[1] + gx)
-
-
-def _visit_output(out, gy, captured, exposed):
-    # A gradient reaching a non-leaf tensor: its hooks, retain_grad() and gf.grad's capture.
-    # What hooks saw and what .grad keeps is marked exposed, so that no leaf shares it.
-    if out._hooks:
-        exposed.add(id(gy.data))
-        gy = _run_hooks(out, gy)
-        exposed.add(id(gy.data))
-    if out._retains_grad:
-        out.grad = gy if out.grad is None else out.grad + gy
-        exposed.add(id(out.grad.data))
-    if captured is not None and id(out) in captured:
-        captured[id(out)] = (out, gy)
-    return gy
-
-
-def _as_grad(t, g, name):
+def _seed_gradient(t, g, name):
+    """The gradient backward starts from: ones for a one-element t, else the given one, checked."""
     if g is None:
         if t.data.size != 1:
             raise BackwardError(
@@ -507,8 +467,7 @@ def _as_grad(t, g, name):
             )
         dev = t.device
         with dev.backend.use(dev.index):
-            ones = dev.xp.empty(t.data.shape, dtype=t.data.dtype)
-            ones.fill(1)  # empty + fill: a third of ones_like's cost, on every backward()
+            ones = dev.xp.ones(t.data.shape, dtype=t.data.dtype)
         return Tensor._make(ones, dev, False, None)
     if not isinstance(g, Tensor):
         g = Tensor._make(t.device.backend.asarray(g, dtype=t.dtype, index=t.device.index),
@@ -524,14 +483,29 @@ def _as_grad(t, g, name):
     return g
 
 
-def backward(tensor, gradient=None, retain_graph=False, create_graph=False) -> None:
-    """Accumulate d tensor / d leaf into every leaf's `.grad` (see `Tensor.backward`)."""
-    if not tensor.requires_grad:
+def backward(tensor, gradient=None, retain_graph: bool = False,
+             create_graph: bool = False) -> None:
+    """Compute d tensor / d leaf for every leaf that led here and add it to the leaf's .grad.
+
+    `Tensor.backward` is this function: `loss.backward()` is `gf.autograd.backward(loss)`.
+
+    Args:
+        tensor: the Tensor to differentiate (the loss).
+        gradient: d loss / d tensor; may be omitted for a one-element tensor (taken as 1).
+        retain_graph: keep the saved values so backward can run through this graph again.
+        create_graph: record the backward pass, so the gradients can be differentiated.
+
+    Example:
+        >>> x = gf.tensor([1.0, 2.0], requires_grad=True)
+        >>> (x * x).sum().backward()
+        >>> x.grad                                    # 2x
+    """
+    if not tensor._requires_grad:
         raise BackwardError(
             f"backward on a tensor that does not require grad (shape {tensor.shape}): no input "
             "of the ops that made it had requires_grad=True, or it was made under no_grad()"
         )
-    g = _as_grad(tensor, gradient, "backward")
+    g = _seed_gradient(tensor, gradient, "backward")
     _engine([tensor], [g], retain_graph or create_graph, create_graph)
 
 
@@ -557,28 +531,20 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         >>> (h,) = gf.grad(g, x)                           # 6x = 12
     """
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
-    if grad_outputs is None:
-        grad_outputs = [None] * len(outputs)
-    elif isinstance(grad_outputs, Tensor):
-        grad_outputs = [grad_outputs]
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    grad_outputs = [None] * len(outputs) if grad_outputs is None else \
+        [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
     for i, x in enumerate(inputs):
         if not isinstance(x, Tensor) or not x.requires_grad:
             raise BackwardError(f"grad: input {i} does not require grad, so it has no gradient")
-    roots, gs = [], []
-    for o, g in zip(outputs, grad_outputs):
-        if not o.requires_grad:
-            continue
-        roots.append(o)
-        gs.append(_as_grad(o, g, "grad"))
-    # The recorded backward refers to the forward graph's tensors, so create_graph keeps it.
-    retain_graph = bool(retain_graph) or create_graph
+    roots = [o for o in outputs if o.requires_grad]
+    gs = [_seed_gradient(o, g, "grad") for o, g in zip(outputs, grad_outputs) if o.requires_grad]
     captured = {id(x): (x, None) for x in inputs}
     if roots:
-        _engine(roots, gs, retain_graph, create_graph, captured)
+        # The recorded backward refers to the forward graph's tensors, so create_graph keeps it.
+        _engine(roots, gs, bool(retain_graph) or create_graph, create_graph, captured)
     result = []
     for i, x in enumerate(inputs):
         g = captured[id(x)][1]
@@ -592,5 +558,3 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
 
 
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module's Function first)
-
-_make = Tensor._make

@@ -28,6 +28,43 @@ def _size(shape, name):
     return tuple(shape)
 
 
+def array_from_data(data, dtype=None, device=None):
+    """`data` as a new array and its Device, by `tensor`'s rules (which `Tensor(data)` follows).
+
+    Args:
+        data, dtype, device: as for `tensor`.
+
+    Returns:
+        (array, Device): a copy of the data, on the device, with the dtype.
+
+    Example:
+        >>> array_from_data([1.0, 2.0])                   # (array([1., 2.], dtype=float32), cpu)
+    """
+    dev = B.get_device(device) if device is not None else None
+    if isinstance(data, Tensor) or B.is_array(data):
+        # A Tensor or a CuPy array stays where it is; host data, NumPy arrays included, goes to
+        # the default device (PyTorch's rule), so the same code runs on CPU or CUDA.
+        arr, src = (data.data, data.device) if isinstance(data, Tensor) else \
+            (data, B.device_of(data))
+        if dev is None:
+            host_array = src.type == "cpu" and not isinstance(data, Tensor)
+            dev = B.default_device() if host_array else src
+        arr = B.move(arr, dev, src)
+        with dev.backend.use(dev.index):
+            if dtype is not None and arr.dtype != dtype:
+                return arr.astype(dtype), dev
+            return arr.copy(), dev  # gf.tensor copies, like torch.tensor
+    dev = dev or B.default_device()
+    arr = B.host_numpy().asarray(data)
+    if dtype is None:
+        kinds = {"f": B.float32, "i": B.int64, "u": B.int64, "b": B.bool_}
+        if arr.dtype.kind not in kinds:
+            raise TypeError(f"cannot make a tensor from {type(data).__name__} with dtype "
+                            f"{arr.dtype}: only numbers and booleans")
+        dtype = kinds[arr.dtype.kind]
+    return dev.backend.asarray(arr, dtype=dtype, index=dev.index), dev
+
+
 def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
     """A new tensor holding a copy of `data`.
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import itertools
 
 from . import backend as B
-from .autograd import backward as _backward, no_grad, is_grad_enabled
+from . import autograd
+from .autograd import is_grad_enabled
 
 __all__ = ["Tensor"]
 
-_PY_SCALARS = (int, float, bool)
 _hook_ids = itertools.count()
 
 
@@ -42,77 +42,39 @@ class Tensor:
         grad_fn: the `Function` that produced this tensor (None for leaves).
     """
 
-    # _rg holds requires_grad (the property checks what is assigned; the tape reads _rg). _vc
-    # is the version counter, a one-element list shared by every tensor that views the same
-    # array (views made by ops, detach()), so an in-place change through any of them is seen
-    # by every graph that saved one of them.
-    __slots__ = ("data", "device", "_rg", "grad", "grad_fn", "_vc", "_hooks",
-                 "_retains_grad", "name", "__weakref__")
+    # _requires_grad backs the requires_grad property (which checks what is assigned; the tape
+    # reads the slot). _version_counter is a one-element list shared by every tensor that views
+    # the same array (views made by ops, detach()), so an in-place change through any of them
+    # is seen by every graph that saved one of them.
+    __slots__ = ("data", "device", "_requires_grad", "grad", "grad_fn", "_version_counter",
+                 "_hooks", "_retains_grad", "name", "__weakref__")
     # NumPy defers binary operators to us (ndarray + Tensor reaches Tensor.__radd__).
     __array_ufunc__ = None
     __array_priority__ = 1000
 
     def __init__(self, data, dtype=None, device=None, requires_grad: bool = False) -> None:
-        dev = B.get_device(device) if device is not None else None
-        if isinstance(data, Tensor):
-            arr, src = data.data, data.device
-        elif B.is_array(data):
-            arr, src = data, B.device_of(data)
-        else:
-            arr, src = None, None
-        if arr is None:
-            dev = dev or B.default_device()
-            arr = B.host_numpy().asarray(data)
-            if dtype is None:
-                kind = arr.dtype.kind
-                if kind == "f":
-                    dtype = B.float32
-                elif kind in "iu":
-                    dtype = B.int64
-                elif kind == "b":
-                    dtype = B.bool_
-                else:
-                    raise TypeError(f"cannot make a tensor from {type(data).__name__} with "
-                                    f"dtype {arr.dtype}: only numbers and booleans")
-            arr = dev.backend.asarray(arr, dtype=dtype, index=dev.index)
-        else:
-            # A Tensor or a CuPy array stays where it is; host data, NumPy arrays included, goes
-            # to the default device (PyTorch's rule), so the same code runs on CPU or CUDA.
-            if dev is None:
-                host_array = src.type == "cpu" and not isinstance(data, Tensor)
-                dev = B.default_device() if host_array else src
-            if dev is not src:
-                arr = dev.backend.asarray(src.backend.to_host(arr), index=dev.index)
-            with dev.backend.use(dev.index):
-                if dtype is not None and arr.dtype != dtype:
-                    arr = arr.astype(dtype)
-                else:
-                    arr = arr.copy()  # gf.tensor copies, like torch.tensor
-        self.data = arr
-        self.device = dev
-        self._rg = False
-        self.grad = None
-        self.grad_fn = None
-        self._vc = [0]
-        self._hooks = None
-        self._retains_grad = False
-        self.name = None
+        # Tensor(data) is gf.tensor(data): a copy of data, converted by `array_from_data`.
+        self._init_fields(*array_from_data(data, dtype, device))
         if requires_grad:
             self.requires_grad_(True)
 
+    def _init_fields(self, data, device, requires_grad=False, grad_fn=None) -> None:
+        # Every field of a Tensor (and of a Parameter) is set here, and only here.
+        self.data = data
+        self.device = device
+        self._requires_grad = requires_grad
+        self.grad = None
+        self.grad_fn = grad_fn
+        self._version_counter = [0]
+        self._hooks = None
+        self._retains_grad = False
+        self.name = None
+
     @staticmethod
-    def _make(data, device, requires_grad, grad_fn):
+    def _make(data, device, requires_grad=False, grad_fn=None):
         # The hot path: every op output is built here, without __init__'s conversions.
         t = _new(Tensor)
-        t.data = data
-        t.device = device
-        t._rg = requires_grad
-        t.grad = None
-        t.grad_fn = grad_fn
-        t._vc = [0]
-        t._hooks = None
-        t._retains_grad = False
-        t.name = None
+        t._init_fields(data, device, requires_grad, grad_fn)
         return t
 
     # --- properties -------------------------------------------------------------------------
@@ -173,13 +135,13 @@ class Tensor:
             )
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach()")
-        self._rg = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
 
     @property
     def requires_grad(self) -> bool:
         """Whether gradients flow to this tensor; assigning it checks as requires_grad_ does."""
-        return self._rg
+        return self._requires_grad
 
     @requires_grad.setter
     def requires_grad(self, value: bool) -> None:
@@ -188,27 +150,13 @@ class Tensor:
     @property
     def _version(self) -> int:
         # How many times the array was changed in place, through this tensor or a view of it.
-        return self._vc[0]
+        return self._version_counter[0]
 
     @_version.setter
     def _version(self, value: int) -> None:
-        self._vc[0] = value
+        self._version_counter[0] = value
 
-    def backward(self, gradient=None, retain_graph: bool = False,
-                 create_graph: bool = False) -> None:
-        """Compute d self / d leaf for every leaf that led here and add it to the leaf's .grad.
-
-        Args:
-            gradient: d loss / d self; may be omitted for a one-element tensor (taken as 1).
-            retain_graph: keep the saved values so backward can run through this graph again.
-            create_graph: record the backward pass, so the gradients can be differentiated.
-
-        Example:
-            >>> x = gf.tensor([1.0, 2.0], requires_grad=True)
-            >>> (x * x).sum().backward()
-            >>> x.grad                                    # 2x
-        """
-        _backward(self, gradient, retain_graph, create_graph)
+    backward = autograd.backward
 
     def retain_grad(self) -> "Tensor":
         """Keep .grad on this non-leaf tensor after backward (leaves always keep theirs)."""
@@ -235,8 +183,8 @@ class Tensor:
         An in-place change of either is a change of both: a graph that saved one refuses to
         backward after the other was modified.
         """
-        t = Tensor._make(self.data, self.device, False, None)
-        t._vc = self._vc
+        t = Tensor._make(self.data, self.device)
+        t._version_counter = self._version_counter
         return t
 
     def zero_grad(self) -> None:
@@ -252,7 +200,7 @@ class Tensor:
         dev = B.get_device(device) if device is not None else self.device
         out = self
         if dev is not self.device:
-            out = ToDevice(dev)(out)
+            out = to_device(out, dev)
         if dtype is not None and B.dtype(dtype) != out.dtype:
             out = astype(out, dtype)
         return out
@@ -264,10 +212,6 @@ class Tensor:
     def cuda(self, index: int = 0) -> "Tensor":
         """This tensor on CUDA device `index`."""
         return self.to(f"cuda:{index}")
-
-    def astype(self, dtype) -> "Tensor":
-        """A copy with another dtype (differentiable between floating-point dtypes)."""
-        return astype(self, dtype)
 
     def float(self) -> "Tensor":
         """As float32."""
@@ -295,11 +239,8 @@ class Tensor:
         """The values as (nested) Python lists."""
         return self.numpy().tolist()
 
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
+    def __float__(self) -> float: return float(self.item())
+    def __int__(self) -> int: return int(self.item())
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
@@ -383,68 +324,10 @@ class Tensor:
         self._version += 1
         return self
 
-    # --- methods: one-line calls into ops -------------------------------------------------------
-    def sum(self, axis=None, keepdims=False): return sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return mean(self, axis, keepdims)
-    def var(self, axis=None, keepdims=False, ddof=0): return var(self, axis, keepdims, ddof)
-    def std(self, axis=None, keepdims=False, ddof=0): return std(self, axis, keepdims, ddof)
-    def max(self, axis=None, keepdims=False): return max(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return min(self, axis, keepdims)
-    def argmax(self, axis=None, keepdims=False): return argmax(self, axis, keepdims)
-    def argmin(self, axis=None, keepdims=False): return argmin(self, axis, keepdims)
-    def all(self, axis=None, keepdims=False): return all(self, axis, keepdims)
-    def any(self, axis=None, keepdims=False): return any(self, axis, keepdims)
-    def logsumexp(self, axis=None, keepdims=False): return logsumexp(self, axis, keepdims)
-    def softmax(self, axis=-1): return softmax(self, axis)
-    def log_softmax(self, axis=-1): return log_softmax(self, axis)
-    def exp(self): return exp(self)
-    def log(self): return log(self)
-    def sqrt(self): return sqrt(self)
-    def sin(self): return sin(self)
-    def cos(self): return cos(self)
-    def tanh(self): return tanh(self)
-    def sigmoid(self): return sigmoid(self)
-    def relu(self): return relu(self)
-    def abs(self): return abs(self)
-    def clip(self, min=None, max=None): return clip(self, min, max)
-    def reshape(self, *shape): return reshape(self, *shape)
-    def view(self, *shape): return reshape(self, *shape)
-    def transpose(self, *axes): return transpose(self, *axes)
-    def permute(self, *axes): return permute(self, *axes)
-    def swapaxes(self, axis1, axis2): return swapaxes(self, axis1, axis2)
-    def broadcast_to(self, shape): return broadcast_to(self, shape)
-    def expand(self, *shape): return broadcast_to(self, _shape_arg(shape))
-    def squeeze(self, axis=None): return squeeze(self, axis)
-    def unsqueeze(self, axis): return unsqueeze(self, axis)
-    def flatten(self, start_axis=0, end_axis=-1): return flatten(self, start_axis, end_axis)
-    def split(self, sections, axis=0): return split(self, sections, axis)
-    def matmul(self, other): return matmul(self, other)
-    def add(self, other): return add(self, other)
-    def sub(self, other): return sub(self, other)
-    def mul(self, other): return mul(self, other)
-    def div(self, other): return div(self, other)
-    def pow(self, exponent): return pow(self, exponent)
-    def neg(self): return neg(self)
-    def maximum(self, other): return maximum(self, other)
-    def minimum(self, other): return minimum(self, other)
-    def leaky_relu(self, negative_slope=0.01): return leaky_relu(self, negative_slope)
-    def gelu(self): return gelu(self)
-
-
-# Each one-line method above is its gf.* function with the tensor as first argument: it gets
-# that function's docstring, so help(x.sum) and help(gf.sum) say the same.
-_METHOD_FUNCTIONS = {"view": "reshape", "expand": "broadcast_to"}
-
-
-def _document_methods():
-    functions = globals()  # the ops imported below, by their gf.* names
-    for name, fn in list(vars(Tensor).items()):
-        if name.startswith("_") or not callable(fn) or fn.__doc__:
-            continue
-        target = functions.get(_METHOD_FUNCTIONS.get(name, name))
-        if target is not None and target.__doc__:
-            fn.__doc__ = (f"x.{name}(...) is gf.{target.__name__}(x, ...).\n\n"
-                          + target.__doc__)
+    def expand(self, *shape):
+        """x.expand(*shape) is gf.broadcast_to(x, shape), PyTorch's name (a read-only view)."""
+        return broadcast_to(self, shape[0] if len(shape) == 1 and isinstance(
+            shape[0], (tuple, list)) else shape)
 
 
 def _check_writable(t, what):
@@ -459,17 +342,16 @@ def _check_writable(t, what):
             "(y = x + other)")
 
 
-def _shape_arg(shape):
-    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-
 
 _new = object.__new__
 
 # Late imports: the ops need Tensor, and Tensor's methods call the ops at run time.
 from .ops.elementwise import (  # noqa: E402
-    Add, Sub, Mul, Div, Pow, Neg, Abs, Equal, NotEqual, Less, LessEqual, Greater, GreaterEqual,
-    exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, clip, astype, logical_not, logical_and,
-    logical_or, ToDevice, add, sub, mul, div, pow, neg, maximum, minimum, leaky_relu, gelu,
+    Add, Sub, Mul, Div, Pow, Neg, Abs, exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, clip,
+    astype, to_device, add, sub, mul, div, pow, neg, maximum, minimum, leaky_relu, gelu,
+)
+from .ops.compare import (  # noqa: E402
+    Equal, NotEqual, Less, LessEqual, Greater, GreaterEqual, logical_not, logical_and, logical_or,
 )
 from .ops.reduce import (  # noqa: E402
     sum, mean, var, std, max, min, argmax, argmin, all, any, logsumexp, softmax, log_softmax,
@@ -479,5 +361,14 @@ from .ops.shape import (  # noqa: E402
 )
 from .ops.indexing import getitem  # noqa: E402
 from .ops.linalg import matmul  # noqa: E402
+from .creation import array_from_data  # noqa: E402
 
-_document_methods()
+# Each of these methods is its gf.* function itself, the tensor being the first argument:
+# x.sum(axis=1) is gf.sum(x, axis=1), and help(x.sum) is help(gf.sum).
+for _function in (
+        sum, mean, var, std, max, min, argmax, argmin, all, any, logsumexp, softmax, log_softmax,
+        exp, log, sqrt, sin, cos, tanh, sigmoid, relu, abs, clip, reshape, transpose, permute,
+        swapaxes, broadcast_to, squeeze, unsqueeze, flatten, split, matmul, add, sub, mul, div,
+        pow, neg, maximum, minimum, leaky_relu, gelu, astype):
+    setattr(Tensor, _function.__name__, _function)
+Tensor.view = reshape

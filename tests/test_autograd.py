@@ -130,9 +130,9 @@ def test_saved_arrays_are_freed_after_backward(device):
     h = gf.exp(x)
     y = (h * x).sum()
     fn = h.grad_fn
-    assert fn.inputs is not None and fn._y is not None
+    assert fn.inputs is not None and fn.saved_y is not None
     y.backward()
-    assert fn.inputs is None and fn._y is None and not fn.__dict__
+    assert fn.inputs is None and fn.saved_y is None and not fn.__dict__
 
 
 def test_no_grad_context_manager_and_decorator(device):

@@ -14,7 +14,7 @@ from . import debug, numpy_backend
 
 __all__ = [
     "Device", "DeviceError", "device", "get_device", "default_device", "set_default_device",
-    "device_of", "is_array", "dtype", "float16", "float32", "float64", "int8", "int16", "int32",
+    "device_of", "is_array", "xp_of", "move", "dtype", "float16", "float32", "float64", "int8", "int16", "int32",
     "int64", "uint8", "bool_", "cuda_available", "cuda_device_count", "manual_seed",
     "set_debug", "is_debug",
 ]
@@ -253,6 +253,41 @@ def device_of(array) -> Device:
     if isinstance(array, _np_ndarray):
         return get_device("cpu")
     raise TypeError(f"not a NumPy or CuPy array: {type(array).__name__}")
+
+
+def xp_of(array):
+    """The array module that computes on `array`: cupy for a CuPy array, else numpy.
+
+    Ops call it in `forward`, which gets raw arrays (or Python numbers), so that one forward
+    serves both backends.
+
+    Example:
+        >>> xp_of(numpy.zeros(2)).exp                             # numpy.exp
+    """
+    if array.__class__ is _np_ndarray:  # the common case first: one identity test
+        return numpy_backend.np
+    cb = _cupy_if_imported()
+    if cb is not None and isinstance(array, cb.ndarray):
+        return cb.xp
+    return numpy_backend.np
+
+
+def move(array, device: Device, source: Device | None = None):
+    """`array` on `device`: itself when it is already there, else a copy (through the host
+    between two devices, which CuPy's peer copies would need their own setup for).
+
+    Args:
+        array: a NumPy or CuPy array.
+        device: where it should be.
+        source: where it is, when the caller knows (a Tensor's device); else looked up.
+
+    Example:
+        >>> move(numpy.zeros(2), get_device("cpu"))               # the same array
+    """
+    src = device_of(array) if source is None else source
+    if src is device:
+        return array
+    return device.backend.asarray(src.backend.to_host(array), index=device.index)
 
 
 def manual_seed(seed: int) -> None:

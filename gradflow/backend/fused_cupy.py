@@ -2,7 +2,8 @@
 
 Each kernel reads the gradient and the state once and writes the parameter and the state once,
 in place: the whole step of one parameter is one pass over memory, with no temporaries. Same
-signatures and equations as fused_numpy (see the optimizers' docstrings for the math).
+signatures and equations as fused_numpy; the reference both are tested against is each
+optimizer's own `_update` in gradflow.optim (plain `xp` code, run by `fused=False`).
 Scalars are passed as kernel arguments typed like the parameter (T), so changing the learning
 rate never recompiles; kernels are compiled once per configuration and dtype by CuPy.
 """

@@ -1,9 +1,13 @@
 """Fused optimizer updates on the CPU: each parameter updated in place, no temporaries.
 
+These are accelerations: the equations, and the reference each update is tested against, are
+the optimizers' own `_update` methods in plain `xp` code (gradflow.optim.{SGD, Adam, AdamW,
+RMSprop}; `fused=False` runs those instead). Results agree with the reference to float rounding.
+
 Each update reads the gradient and writes the parameter and its state in place, through one
 scratch buffer per dtype that is reused across parameters and steps: a step allocates nothing,
 so it neither page-faults nor churns the allocator, and every pass is a single NumPy ufunc call
-with `out=`. Three implementations of Adam/AdamW (SGD and RMSprop always use the first):
+with `out=`. Two implementations of Adam/AdamW (SGD and RMSprop always use the first):
 
 - "numpy": about a dozen in-place ufunc passes per parameter; a large parameter (over 256K
   elements) is cut into blocks that stay in cache through all the passes, shared between up
@@ -12,25 +16,15 @@ with `out=`. Three implementations of Adam/AdamW (SGD and RMSprop always use the
   (`fused_numba`), blocked and threaded the same way, bit for bit the same result as "numpy"
   and 3 to 5x faster on large parameters (1.3 ms against 3.8 ms for the MNIST MLP's
   update alone on the slower of the development VMs).
-- "numexpr": three numexpr expressions per parameter (one per updated array), each a single
-  blocked, multi-threaded pass. On the 2-core machine this library is developed on,
-  numexpr's float32 interpreter made the update about 3x slower than the NumPy passes
-  (7.1 ms against 2.5 ms for the MNIST MLP, timed in alternating rounds), hence never the
-  default.
 
-GRADFLOW_FUSED_CPU (numpy, numba or numexpr) or `fused_cpu_impl()` choose; AMSGrad and arrays
-that are not C-contiguous always take the NumPy path. "numba" and "numexpr" may differ from
-"numpy" in the last bit only where noted.
+GRADFLOW_FUSED_CPU (numpy or numba) or `fused_cpu_impl()` choose; AMSGrad and arrays that are
+not C-contiguous always take the NumPy path.
 
 Numba is imported at the first update that uses it. Where it was only the default (installed,
 not asked for) and that import fails for any reason (typically a Numba built for another NumPy
 version), the updates fall back to the NumPy passes with one RuntimeWarning naming the error;
 GRADFLOW_FUSED_CPU=numpy avoids the import and the warning. Where "numba" was asked for by name,
 the failure is an ImportError instead: a silent switch would hide a 3 to 5x slowdown.
-
-The equations (PyTorch's, momentum convention included) are in the optimizers' docstrings:
-gradflow.optim.{SGD, Adam, AdamW, RMSprop}. Results agree with them to float rounding; the
-NumPy and numexpr paths may differ from each other in the last bit.
 """
 from __future__ import annotations
 
@@ -45,9 +39,8 @@ import numpy as np
 
 __all__ = ["adam_update", "sgd_update", "rmsprop_update", "fused_cpu_impl"]
 
-_IMPLS = ("numpy", "numba", "numexpr")
+_IMPLS = ("numpy", "numba")
 _IMPL = "numpy"
-_ne = None  # numexpr, imported only when chosen (it is optional and slow to import)
 _nb = None  # fused_numba, imported at the first update that uses it (Numba is slow to import)
 # Who chose "numba": None when it is only the default (an import failure then falls back to
 # "numpy" with a warning), else "GRADFLOW_FUSED_CPU=numba" or "fused_cpu_impl('numba')" (an
@@ -57,7 +50,7 @@ _FAST_EXTRA = "pip install 'gradflow-autograd[fast]'"
 
 
 def fused_cpu_impl(name: str | None = None) -> str:
-    """Return (and with `name`, set) the CPU implementation: 'numpy', 'numba' or 'numexpr'.
+    """Return (and with `name`, set) the CPU implementation: 'numpy' or 'numba'.
 
     The environment variable GRADFLOW_FUSED_CPU sets the initial choice; without it, 'numba'
     where Numba is installed (the `fast` extra), else 'numpy'. A default 'numba' whose import
@@ -66,8 +59,8 @@ def fused_cpu_impl(name: str | None = None) -> str:
 
     Raises:
         ValueError: an unknown name.
-        ImportError: 'numba' or 'numexpr' chosen without that package installed, or installed
-            but failing to import (the message names the error).
+        ImportError: 'numba' chosen without Numba installed, or installed but failing to
+            import (the message names the error).
     """
     return _choose(name, "fused_cpu_impl")
 
@@ -75,24 +68,16 @@ def fused_cpu_impl(name: str | None = None) -> str:
 def _choose(name: str | None, source: str | None) -> str:
     # source: "fused_cpu_impl" (a call: imports at once), "GRADFLOW_FUSED_CPU" (at import
     # time: Numba is imported later, at the first update) or None (the default choice).
-    global _IMPL, _ne, _numba_asked_by
+    global _IMPL, _numba_asked_by
     if name is not None:
         name = str(name).strip().lower()
         if name not in _IMPLS:
-            raise ValueError(f"fused CPU implementation must be 'numpy', 'numba' or "
-                             f"'numexpr', got {name!r} (from fused_cpu_impl or "
-                             "GRADFLOW_FUSED_CPU)")
+            raise ValueError(f"fused CPU implementation must be 'numpy' or 'numba', got "
+                             f"{name!r} (from fused_cpu_impl or GRADFLOW_FUSED_CPU)")
         if name == "numba" and not _numba_installed():
             raise ImportError("the 'numba' fused CPU implementation needs Numba, which is not "
                               f"installed: {_FAST_EXTRA} (or pip install numba), or unset "
                               "GRADFLOW_FUSED_CPU")
-        if name == "numexpr" and _ne is None:
-            try:
-                import numexpr
-            except ImportError:
-                raise ImportError("the 'numexpr' fused CPU implementation needs numexpr: "
-                                  "pip install numexpr, or unset GRADFLOW_FUSED_CPU") from None
-            _ne = numexpr
         previous = (_IMPL, _numba_asked_by)
         _IMPL = name
         _numba_asked_by = None
@@ -194,15 +179,6 @@ def adam_update(p, g, m, v, vmax, *, step: int, lr: float, beta1: float, beta2: 
     # lr/bc1 * m / (sqrt(v)/bc2_sqrt + eps) == (lr bc2_sqrt / bc1) * m / (sqrt(v) + eps bc2_sqrt)
     step_size = lr * bc2_sqrt / bc1
     eps_hat = eps * bc2_sqrt
-    if _IMPL == "numexpr" and vmax is None:
-        dt = p.dtype.type
-        _ne.evaluate("m * b1 + g * c1", out=m, casting="same_kind",
-                     local_dict={"m": m, "g": g, "b1": dt(beta1), "c1": dt(1.0 - beta1)})
-        _ne.evaluate("v * b2 + g * g * c2", out=v, casting="same_kind",
-                     local_dict={"v": v, "g": g, "b2": dt(beta2), "c2": dt(1.0 - beta2)})
-        _ne.evaluate("p - s * m / (sqrt(v) + e)", out=p, casting="same_kind",
-                     local_dict={"p": p, "m": m, "v": v, "s": dt(step_size), "e": dt(eps_hat)})
-        return
     if (_IMPL == "numba" and vmax is None and g.dtype == p.dtype
             and p.flags.c_contiguous and g.flags.c_contiguous and m.flags.c_contiguous
             and v.flags.c_contiguous):

@@ -5,7 +5,8 @@ import numpy as np
 
 from . import host_malloc
 
-host_malloc.tune()  # keep freed buffers for reuse: see host_malloc's docstring for why
+if host_malloc.requested():  # GRADFLOW_MALLOC=tuned: the user asked; nothing changes otherwise
+    host_malloc.tune()
 
 xp = np
 ndarray = np.ndarray

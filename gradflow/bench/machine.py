@@ -25,7 +25,7 @@ ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL
             "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_",
             "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES")
 
-_PACKAGES = ("numpy", "cupy", "cupy-cuda12x", "cupy-cuda13x", "torch", "numexpr",
+_PACKAGES = ("numpy", "cupy", "cupy-cuda12x", "cupy-cuda13x", "torch", "numba",
              "pytest-benchmark", "matplotlib")
 
 

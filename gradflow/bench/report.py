@@ -85,9 +85,10 @@ class _TorchWorker:
             env = dict(os.environ)
             root = str(Path(gf.__file__).resolve().parents[1])
             env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-            # PyTorch as it runs on its own: gradflow's malloc thresholds (importing gradflow
-            # there sets them) would speed up its CPU allocator too.
-            env.setdefault("GRADFLOW_MALLOC", "system")
+            # PyTorch as it runs on its own: the worker never calls gradflow.tune_host_malloc,
+            # and "system" (overriding a GRADFLOW_MALLOC=tuned meant for this process) keeps
+            # its import of gradflow from raising malloc's thresholds for PyTorch too.
+            env["GRADFLOW_MALLOC"] = "system"
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "gradflow.bench._worker"], stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE, text=True, env=env)
@@ -118,7 +119,8 @@ def _present_devices() -> list:
 def run(mode: str = "quick", devices=None, impls=("gradflow", "hand", "torch"),
         only=None, rounds: int | None = None, round_s: float | None = None,
         blocks: int | None = None, settle_s: float | None = None,
-        memory: bool = True, log: Callable[[str], None] = print) -> dict:
+        memory: bool = True, tune_malloc: bool = True,
+        log: Callable[[str], None] = print) -> dict:
     """Run the benchmark workloads of `mode` and return the results as a JSON-ready dict.
 
     Args:
@@ -132,6 +134,10 @@ def run(mode: str = "quick", devices=None, impls=("gradflow", "hand", "torch"),
             between them).
         settle_s: pause between a block of one library and the next.
         memory: also measure the peak memory of a short training run.
+        tune_malloc: first call `gradflow.tune_host_malloc()` for this process, as a training
+            script does (see gradflow.backend.host_malloc; GRADFLOW_MALLOC=system still
+            refuses it). The JSON's machine["host_malloc"] says what was done. This changes
+            glibc's malloc thresholds for the rest of the calling process.
         log: where progress lines go.
 
     Returns:
@@ -145,6 +151,10 @@ def run(mode: str = "quick", devices=None, impls=("gradflow", "hand", "torch"),
     if bad:
         raise ValueError(f"unknown contenders {sorted(bad)}: expected gradflow, hand, torch")
     devs = _present_devices() if devices is None else [gf.device(d) for d in devices]
+    if tune_malloc:
+        # gradflow's figures with the opt-in its training scripts make: freed buffers stay in
+        # the process instead of being faulted in again each iteration.
+        gf.tune_host_malloc()
     rounds = rounds or cfg["rounds"]
     round_s = round_s or cfg["round_s"]
     blocks = blocks or (1 if mode == "tiny" else 2)

@@ -229,8 +229,7 @@ def _stack(fields: list, target: B.Device, where: str):
             shapes = sorted({tuple(f.shape) for f in fields})
             raise ValueError(f"default_collate: {where} has samples of different shapes "
                              f"{shapes}; they cannot be stacked into a batch") from None
-        arr = target.backend.asarray(dev.backend.to_host(arr), index=target.index) \
-            if dev is not target else arr
+        arr = B.move(arr, target, dev)
         return Tensor._make(arr, target, False, None)
     np = B.host_numpy()
     if isinstance(first, bool):

@@ -10,7 +10,7 @@ from ..ops.elementwise import gelu, leaky_relu, relu, sigmoid, sqrt, tanh
 from ..ops.indexing import GetItem
 from ..ops.nn import (
     _check_reduction, _labels, binary_cross_entropy_with_logits, cross_entropy, dropout, linear,
-    nan_rows,
+    nan_rows, reduce_loss,
 )
 from ..ops.reduce import log_softmax as _log_softmax, softmax as _softmax
 from ..tensor import Tensor
@@ -30,14 +30,6 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """x - logsumexp(x) along `dim`, stable for large logits (gf.log_softmax calls it axis)."""
     return _log_softmax(x, dim)
-
-
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
 
 
 def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
@@ -62,11 +54,11 @@ def nll_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     dev = input.device
     with dev.backend.use(dev.index):
         rows = dev.xp.arange(input.shape[0])
-        poison = Tensor._make(nan_rows(dev.xp, bad, input.dtype), dev, False, None)
+        poison = Tensor._make(nan_rows(dev.xp, bad, input.dtype), dev)
     # GetItem itself, not getitem: the labels are validated above, and getitem's bounds check
     # would read them back from a GPU.
-    picked = GetItem((rows, t), advanced=True)(input)
-    return _reduce(poison - picked, reduction)
+    picked = GetItem(key=(rows, t), advanced=True)(input)
+    return reduce_loss(poison - picked, reduction)
 
 
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -87,7 +79,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
         raise ValueError(f"mse_loss: target of shape {target.shape} differs from input of shape "
                          f"{input.shape}; broadcasting here is almost always a bug")
     d = input - target
-    return _reduce(d * d, reduction)
+    return reduce_loss(d * d, reduction)
 
 
 def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,

@@ -40,15 +40,7 @@ class Parameter(Tensor):
         else:
             t = Tensor(data)
             arr, dev = t.data, t.device
-        self.data = arr
-        self.device = dev
-        self._rg = False
-        self.grad = None
-        self.grad_fn = None
-        self._vc = [0]
-        self._hooks = None
-        self._retains_grad = False
-        self.name = None
+        self._init_fields(arr, dev)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -339,8 +331,8 @@ class Module:
 
         def convert(t):
             arr, src = t.data, t.device
-            if dev is not None and dev is not src:
-                arr = dev.backend.asarray(src.backend.to_host(arr), index=dev.index)
+            if dev is not None:
+                arr = B.move(arr, dev, src)
             if dt is not None and arr.dtype.kind == "f" and arr.dtype != dt:
                 arr = arr.astype(dt)
             return arr
@@ -457,10 +449,8 @@ class Module:
                 if k not in state_dict:
                     continue
                 v = state_dict[k]
-                arr, src = (v.data, v.device) if isinstance(v, Tensor) else (v, B.device_of(v))
                 dev = t.device
-                if src is not dev:
-                    arr = dev.backend.asarray(src.backend.to_host(arr), index=dev.index)
+                arr = B.move(v.data, dev, v.device) if isinstance(v, Tensor) else B.move(v, dev)
                 with dev.backend.use(dev.index):
                     t.data[...] = arr  # in place: optimizers keep references to the owners
                 t._version += 1

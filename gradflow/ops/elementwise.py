@@ -1,7 +1,8 @@
-"""Elementwise ops: arithmetic, the usual functions and activations, comparisons, where.
+"""Elementwise ops: arithmetic, the usual functions and activations, selections, dtype and device.
 
-Binary ops accept a Tensor or a Python scalar on either side; a broadcast input gets its gradient
-summed back to its own shape by `unbroadcast`.
+Binary ops accept a Tensor or a Python number on either side; a broadcast input gets its gradient
+summed back to its own shape by `unbroadcast`. Each op's `backward` is its one gradient rule: it
+runs on raw arrays in a plain backward and on Tensors (recorded) under create_graph.
 """
 from __future__ import annotations
 
@@ -11,11 +12,29 @@ import math
 from .. import backend as B
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import const, requires, unbroadcast, unbroadcast_array, value
+from ._util import doc
+from .compare import isfinite, sign  # noqa: F401  (gradient rules use them)
+from .shape import sum_to
+
+xp_of = B.xp_of
 
 
-def _shape(x):
-    return x.shape if isinstance(x, Tensor) else ()
+def unbroadcast(g, x):
+    """`g` summed back to `x`'s shape and cast to `x`'s dtype: the gradient of a broadcast input.
+
+    Sums the leading axes broadcasting added, then (keeping dims) the axes that were 1 (see
+    `sum_to`). The cast matters where NumPy promoted mixed inputs (float32 * float64 -> float64):
+    each input's gradient comes back in that input's own dtype. `g` and `x` are both raw arrays
+    (a plain backward) or both Tensors (create_graph), and so is the result.
+
+    Example:
+        >>> unbroadcast(gf.ones(3, 4), gf.zeros(1, 4))           # tensor([[3., 3., 3., 3.]])
+    """
+    if g.shape != x.shape:
+        g = sum_to(g, x.shape)
+    if g.dtype != x.dtype:
+        g = astype(g, x.dtype)
+    return g
 
 
 # --- arithmetic ----------------------------------------------------------------------------------
@@ -26,15 +45,10 @@ class Add(Function):
     def forward(self, a, b):
         return a + b
 
-    def backward(self, gy):
-        a, b = self.inputs
-        return (unbroadcast(gy, a.shape, a.dtype) if requires(a) else None,
-                unbroadcast(gy, b.shape, b.dtype) if requires(b) else None)
-
-    def backward_arrays(self, gy):
-        a, b = self.inputs
-        return (unbroadcast_array(gy, a) if requires(a) else None,
-                unbroadcast_array(gy, b) if requires(b) else None)
+    def backward(self, gy, y, a, b):
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(gy, a) if need_a else None,
+                unbroadcast(gy, b) if need_b else None)
 
 
 class Sub(Function):
@@ -44,15 +58,10 @@ class Sub(Function):
     def forward(self, a, b):
         return a - b
 
-    def backward(self, gy):
-        a, b = self.inputs
-        return (unbroadcast(gy, a.shape, a.dtype) if requires(a) else None,
-                unbroadcast(-gy, b.shape, b.dtype) if requires(b) else None)
-
-    def backward_arrays(self, gy):
-        a, b = self.inputs
-        return (unbroadcast_array(gy, a) if requires(a) else None,
-                unbroadcast_array(-gy, b) if requires(b) else None)
+    def backward(self, gy, y, a, b):
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(gy, a) if need_a else None,
+                unbroadcast(-gy, b) if need_b else None)
 
 
 class Mul(Function):
@@ -61,15 +70,10 @@ class Mul(Function):
     def forward(self, a, b):
         return a * b
 
-    def backward(self, gy):
-        a, b = self.inputs
-        return (unbroadcast(gy * b, a.shape, a.dtype) if requires(a) else None,
-                unbroadcast(gy * a, b.shape, b.dtype) if requires(b) else None)
-
-    def backward_arrays(self, gy):
-        a, b = self.inputs
-        return (unbroadcast_array(gy * value(b), a) if requires(a) else None,
-                unbroadcast_array(gy * value(a), b) if requires(b) else None)
+    def backward(self, gy, y, a, b):
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(gy * b, a) if need_a else None,
+                unbroadcast(gy * a, b) if need_b else None)
 
 
 class Div(Function):
@@ -78,24 +82,10 @@ class Div(Function):
     def forward(self, a, b):
         return a / b
 
-    def backward(self, gy):
-        a, b = self.inputs
-        ga = gb = None
-        if requires(a):
-            ga = unbroadcast(gy / b, a.shape, a.dtype)
-        if requires(b):
-            gb = unbroadcast(-gy * a / (b * b), b.shape, b.dtype)
-        return ga, gb
-
-    def backward_arrays(self, gy):
-        a, b = self.inputs
-        av, bv = value(a), value(b)
-        ga = gb = None
-        if requires(a):
-            ga = unbroadcast_array(gy / bv, a)
-        if requires(b):
-            gb = unbroadcast_array(-gy * av / (bv * bv), b)
-        return ga, gb
+    def backward(self, gy, y, a, b):
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(gy / b, a) if need_a else None,
+                unbroadcast(-gy * a / (b * b), b) if need_b else None)
 
 
 class Pow(Function):
@@ -104,17 +94,18 @@ class Pow(Function):
     def forward(self, a, b):
         return a ** b
 
-    def backward(self, gy):
-        a, b = self.inputs
-        ga = gb = None
-        if requires(a):
-            ga = unbroadcast(gy * b * a ** (b - 1), a.shape, a.dtype)
-        if requires(b):
-            # A scalar base follows the tensor rule: log 0 = -inf, log of a negative is nan.
-            log_a = log(a) if isinstance(a, Tensor) else (
-                math.log(a) if a > 0 else (-math.inf if a == 0 else math.nan))
-            gb = unbroadcast(gy * (a ** b) * log_a, b.shape, b.dtype)
-        return ga, gb
+    def backward(self, gy, y, a, b):
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(gy * b * a ** (b - 1), a) if need_a else None,
+                unbroadcast(gy * a ** b * _log_base(a), b) if need_b else None)
+
+
+def _log_base(a):
+    # A Python-number base follows the tensor rule without NumPy's warnings: log 0 = -inf, and
+    # the log of a negative number is nan.
+    if isinstance(a, (int, float)):
+        return math.log(a) if a > 0 else (-math.inf if a == 0 else math.nan)
+    return log(a)
 
 
 class Neg(Function):
@@ -124,19 +115,14 @@ class Neg(Function):
     def forward(self, x):
         return -x
 
-    def backward(self, gy):
-        return (-gy,)
-
-    def backward_arrays(self, gy):
-        return (-gy,)
+    def backward(self, gy, y, x):
+        return -gy
 
 
-def add(a, b) -> Tensor:
-    """a + b, elementwise, with NumPy broadcasting.
+_ARITHMETIC = """a {sym} b, elementwise, with NumPy broadcasting (the `{sym}` operator calls this).
 
-    Either side may be a Python number (`gf.add(x, 1.0)` and `gf.add(1.0, x)` both work); the
-    operator form `a + b` calls this function. A broadcast input's gradient is summed back to
-    its own shape.
+    Either side may be a Python number ({numbers} both work);
+    a broadcast input's gradient is summed back to its own shape.
 
     Args:
         a, b: Tensors or Python numbers (at least one a Tensor).
@@ -148,87 +134,38 @@ def add(a, b) -> Tensor:
 
     Example:
         >>> x = gf.tensor([[1., 2.], [3., 4.]], requires_grad=True)
-        >>> y = gf.add(x, gf.tensor([10., 20.]))        # shape (2, 2)
+        >>> y = gf.{op}(x, gf.tensor([10., 20.]))        # shape (2, 2)
     """
+
+
+@doc(_ARITHMETIC, op="add", sym="+", numbers="`gf.add(x, 1.0)` and `gf.add(1.0, x)`")
+def add(a, b) -> Tensor:
     return Add()(a, b)
 
 
+@doc(_ARITHMETIC, op="sub", sym="-", numbers="`x - 1` and `1 - x`")
 def sub(a, b) -> Tensor:
-    """a - b, elementwise, with NumPy broadcasting.
-
-    Either side may be a Python number (`x - 1` and `1 - x` both work); the
-    operator form `a - b` calls this function. A broadcast input's gradient is summed back to
-    its own shape.
-
-    Args:
-        a, b: Tensors or Python numbers (at least one a Tensor).
-
-    Returns:
-        A Tensor of the broadcast shape. Python numbers keep a tensor's dtype (float32 stays
-        float32); two tensors of different dtypes promote as in NumPy, and each input's gradient
-        comes back in that input's own dtype.
-
-    Example:
-        >>> x = gf.tensor([[1., 2.], [3., 4.]], requires_grad=True)
-        >>> y = gf.sub(x, gf.tensor([10., 20.]))        # shape (2, 2)
-    """
     return Sub()(a, b)
 
 
+@doc(_ARITHMETIC, op="mul", sym="*", numbers="`x * 2` and `2 * x`")
 def mul(a, b) -> Tensor:
-    """a * b, elementwise, with NumPy broadcasting.
-
-    Either side may be a Python number (`x * 2` and `2 * x` both work); the
-    operator form `a * b` calls this function. A broadcast input's gradient is summed back to
-    its own shape.
-
-    Args:
-        a, b: Tensors or Python numbers (at least one a Tensor).
-
-    Returns:
-        A Tensor of the broadcast shape. Python numbers keep a tensor's dtype (float32 stays
-        float32); two tensors of different dtypes promote as in NumPy, and each input's gradient
-        comes back in that input's own dtype.
-
-    Example:
-        >>> x = gf.tensor([[1., 2.], [3., 4.]], requires_grad=True)
-        >>> y = gf.mul(x, gf.tensor([10., 20.]))        # shape (2, 2)
-    """
     return Mul()(a, b)
 
 
+@doc(_ARITHMETIC, op="div", sym="/", numbers="`x / 2` and `1 / x`")
 def div(a, b) -> Tensor:
-    """a / b, elementwise, with NumPy broadcasting.
-
-    Either side may be a Python number (`x / 2` and `1 / x` both work); the
-    operator form `a / b` calls this function. A broadcast input's gradient is summed back to
-    its own shape.
-
-    Args:
-        a, b: Tensors or Python numbers (at least one a Tensor).
-
-    Returns:
-        A Tensor of the broadcast shape. Python numbers keep a tensor's dtype (float32 stays
-        float32); two tensors of different dtypes promote as in NumPy, and each input's gradient
-        comes back in that input's own dtype.
-
-    Example:
-        >>> x = gf.tensor([[1., 2.], [3., 4.]], requires_grad=True)
-        >>> y = gf.div(x, gf.tensor([10., 20.]))        # shape (2, 2)
-    """
     return Div()(a, b)
 
 
 def pow(a, b) -> Tensor:
-    """a ** b, elementwise, with NumPy broadcasting.
+    """a ** b, elementwise, with NumPy broadcasting; either side may be a Python number (`2 ** x`).
 
-    Either side may be a Python number (`x ** 2`, `2 ** x`). The gradient with respect to the
-    exponent is a ** b * log(a): it is only real for a > 0 (log 0 = -inf, a negative base gives
-    nan), as in PyTorch.
+    The gradient with respect to the exponent is a ** b * log(a): it is only real for a > 0
+    (log 0 = -inf, a negative base gives nan), as in PyTorch.
 
     Args:
-        a: the base, a Tensor or a Python number.
-        b: the exponent, a Tensor or a Python number.
+        a, b: the base and the exponent, Tensors or Python numbers.
 
     Returns:
         A Tensor of the broadcast shape.
@@ -240,18 +177,27 @@ def pow(a, b) -> Tensor:
     return Pow()(a, b)
 
 
-def neg(x) -> Tensor:
-    """-x, elementwise (the unary minus operator).
+# Shared by the one-Tensor functions; x, args ("\n" and an Args entry) and values add detail.
+_UNARY = """{summary}
 
     Args:
-        x: a Tensor.
+        x: a Tensor{x}.{args}
 
     Returns:
-        A Tensor of x's shape and dtype.
+        A Tensor of x's shape and dtype{values}.
 
     Example:
-        >>> gf.neg(gf.tensor([1., -2.]))         # tensor([-1., 2.])
+        >>> {example}
     """
+
+
+def _unary(summary, example, x="", args="", values=""):
+    return doc(_UNARY, summary=summary, example=example, x=x, args=args, values=values)
+
+
+@_unary("-x, elementwise (the unary minus operator).",
+        "gf.neg(gf.tensor([1., -2.]))             # tensor([-1., 2.])")
+def neg(x) -> Tensor:
     return Neg()(x)
 
 
@@ -262,9 +208,8 @@ class Abs(Function):
     def forward(self, x):
         return builtins.abs(x)
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        return (gy * const(x.device.xp.sign(x.data), x.device),)
+    def backward(self, gy, y, x):
+        return gy * sign(x)
 
 
 class Exp(Function):
@@ -273,26 +218,20 @@ class Exp(Function):
     saves_output = True
 
     def forward(self, x):
-        return self_xp(x).exp(x)
+        return xp_of(x).exp(x)
 
-    def backward(self, gy):
-        return (gy * self.saved_output(),)
-
-    def backward_arrays(self, gy):
-        return (gy * self._y,)
+    def backward(self, gy, y, x):
+        return gy * y
 
 
 class Log(Function):
     """d log(x) = dx / x"""
 
     def forward(self, x):
-        return self_xp(x).log(x)
+        return xp_of(x).log(x)
 
-    def backward(self, gy):
-        return (gy / self.inputs[0],)
-
-    def backward_arrays(self, gy):
-        return (gy / self.inputs[0].data,)
+    def backward(self, gy, y, x):
+        return gy / x
 
 
 class Sqrt(Function):
@@ -301,30 +240,30 @@ class Sqrt(Function):
     saves_output = True
 
     def forward(self, x):
-        return self_xp(x).sqrt(x)
+        return xp_of(x).sqrt(x)
 
-    def backward(self, gy):
-        return (gy / (2.0 * self.saved_output()),)
+    def backward(self, gy, y, x):
+        return gy / (2.0 * y)
 
 
 class Sin(Function):
     """d sin(x) = cos(x) dx"""
 
     def forward(self, x):
-        return self_xp(x).sin(x)
+        return xp_of(x).sin(x)
 
-    def backward(self, gy):
-        return (gy * cos(self.inputs[0]),)
+    def backward(self, gy, y, x):
+        return gy * cos(x)
 
 
 class Cos(Function):
     """d cos(x) = -sin(x) dx"""
 
     def forward(self, x):
-        return self_xp(x).cos(x)
+        return xp_of(x).cos(x)
 
-    def backward(self, gy):
-        return (-gy * sin(self.inputs[0]),)
+    def backward(self, gy, y, x):
+        return -gy * sin(x)
 
 
 class Tanh(Function):
@@ -333,21 +272,10 @@ class Tanh(Function):
     saves_output = True
 
     def forward(self, x):
-        return self_xp(x).tanh(x)
+        return xp_of(x).tanh(x)
 
-    def backward(self, gy):
-        y = self.saved_output()
-        return (gy * (1.0 - y * y),)
-
-    def backward_arrays(self, gy):
-        # 1 - y^2 built in place in one fresh array: on large tensors each temporary is a pass
-        # over memory (a NumPy scalar, for 0-d y, is simply rebound).
-        y = self._y
-        g = y * y
-        g *= -1.0
-        g += 1.0
-        g *= gy
-        return (g,)
+    def backward(self, gy, y, x):
+        return gy * (1.0 - y * y)
 
 
 class Sigmoid(Function):
@@ -357,57 +285,35 @@ class Sigmoid(Function):
 
     def forward(self, x):
         # 0.5 tanh(x/2) + 0.5 equals 1/(1+exp(-x)) and never overflows for large |x|.
-        xp = self_xp(x)
-        y = xp.tanh(x * 0.5)
+        y = xp_of(x).tanh(x * 0.5)
         y *= 0.5  # in place on the fresh array: no temporaries on large tensors
         y += 0.5
         return y
 
-    def backward(self, gy):
-        y = self.saved_output()
-        return (gy * y * (1.0 - y),)
-
-    def backward_arrays(self, gy):
-        y = self._y
-        g = y - 1.0  # y (1 - y) gy, built in place: -(y - 1) y gy
-        g *= y
-        g *= gy
-        g *= -1.0
-        return (g,)
+    def backward(self, gy, y, x):
+        return gy * y * (1.0 - y)
 
 
 class Relu(Function):
-    """d relu(x) = [x > 0] dx (0 at the kink x = 0)"""
+    """d relu(x) = [x > 0] dx = [y > 0] dx (0 at the kink x = 0)"""
     saves_inputs = False
     saves_output = True
 
     def forward(self, x):
-        return self_xp(x).maximum(x, 0)
+        return xp_of(x).maximum(x, 0)
 
-    def backward(self, gy):
-        y = self.saved_output()
-        return (gy * const((y.data > 0).astype(y.dtype), y.device),)
-
-    def backward_arrays(self, gy):
-        y = self._y
-        g = (y > 0).astype(y.dtype)
-        g *= gy
-        return (g,)
+    def backward(self, gy, y, x):
+        return gy * (y > 0)
 
 
 class LeakyRelu(Function):
     """d leaky_relu(x) = (1 if x > 0 else slope) dx"""
 
-    def __init__(self, slope: float) -> None:
-        self.slope = slope
-
     def forward(self, x):
-        return self_xp(x).where(x > 0, x, x * self.slope)
+        return xp_of(x).where(x > 0, x, x * self.slope)
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        xp = x.device.xp
-        return (gy * const(xp.where(x.data > 0, 1.0, self.slope).astype(x.dtype), x.device),)
+    def backward(self, gy, y, x):
+        return where(x > 0, gy, gy * self.slope)
 
 
 _GELU_K = math.sqrt(2.0 / math.pi)
@@ -418,279 +324,140 @@ class Gelu(Function):
     """d gelu(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) k (1 + 3c x^2), t = tanh(k (x + c x^3))"""
 
     def forward(self, x):
-        xp = self_xp(x)
-        return 0.5 * x * (1.0 + xp.tanh(_GELU_K * (x + _GELU_C * x * x * x)))
+        return 0.5 * x * (1.0 + xp_of(x).tanh(_GELU_K * (x + _GELU_C * x * x * x)))
 
-    def backward(self, gy):
-        (x,) = self.inputs
+    def backward(self, gy, y, x):
         x2 = x * x
         t = tanh(_GELU_K * (x + _GELU_C * x2 * x))
-        dydx = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (_GELU_K * (1.0 + 3.0 * _GELU_C * x2))
-        return (gy * dydx,)
+        return gy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * (_GELU_K * (1.0 + 3.0 * _GELU_C * x2)))
 
 
-def self_xp(a):
-    # The array module that owns `a`: NumPy unless `a` is a CuPy array.
-    """The array module (numpy or cupy) that owns array `a`; for forward code that got
-    raw arrays and must call module functions on them.
-    """
-    return B.device_of(a).xp if not isinstance(a, _np_ndarray) else _np
-
-
-_np = B.host_numpy()
-_np_ndarray = _np.ndarray
-
-
+@_unary("|x|, elementwise. The gradient is sign(x); at the kink x = 0 it is 0.",
+        "gf.abs(gf.tensor([-1.5, 2.0]))           # tensor([1.5, 2.])")
 def abs(x) -> Tensor:
-    """|x|, elementwise. The gradient is sign(x); at the kink x = 0 it is 0.
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.abs(gf.tensor([-1.5, 2.0]))        # tensor([1.5, 2.])
-    """
     return Abs()(x)
 
 
+@_unary("e ** x, elementwise; its gradient reuses the output (d exp(x) = exp(x) dx).",
+        "gf.exp(gf.zeros(3))                      # tensor([1., 1., 1.])")
 def exp(x) -> Tensor:
-    """e ** x, elementwise; its gradient reuses the output (d exp(x) = exp(x) dx).
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.exp(gf.zeros(3))                   # tensor([1., 1., 1.])
-    """
     return Exp()(x)
 
 
+@_unary("The natural logarithm, elementwise (nan below 0, -inf at 0, as in NumPy).",
+        "gf.log(gf.tensor([1.0, 2.718281828]))    # tensor([0., 1.])",
+        x=", positive where the result should be finite")
 def log(x) -> Tensor:
-    """The natural logarithm, elementwise (nan below 0, -inf at 0, as in NumPy).
-
-    Args:
-        x: a Tensor, positive where the result should be finite.
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.log(gf.tensor([1.0, 2.718281828]))  # tensor([0., 1.])
-    """
     return Log()(x)
 
 
+@_unary("The square root, elementwise; the gradient 1 / (2 sqrt(x)) is infinite at 0.",
+        "gf.sqrt(gf.tensor([4.0, 9.0]))           # tensor([2., 3.])",
+        x=", non-negative where the result should be real")
 def sqrt(x) -> Tensor:
-    """The square root, elementwise; the gradient 1 / (2 sqrt(x)) is infinite at 0.
-
-    Args:
-        x: a Tensor, non-negative where the result should be real.
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.sqrt(gf.tensor([4.0, 9.0]))        # tensor([2., 3.])
-    """
     return Sqrt()(x)
 
 
+@_unary("The sine (radians), elementwise.", "gf.sin(gf.tensor([0.0]))  # tensor([0.])")
 def sin(x) -> Tensor:
-    """The sine (radians), elementwise.
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.sin(gf.tensor([0.0]))              # tensor([0.])
-    """
     return Sin()(x)
 
 
+@_unary("The cosine (radians), elementwise.", "gf.cos(gf.tensor([0.0]))  # tensor([1.])")
 def cos(x) -> Tensor:
-    """The cosine (radians), elementwise.
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.cos(gf.tensor([0.0]))              # tensor([1.])
-    """
     return Cos()(x)
 
 
+@_unary("The hyperbolic tangent, elementwise; d tanh(x) = 1 - tanh(x)**2.",
+        "gf.tanh(gf.tensor([0.0, 100.0]))         # tensor([0., 1.])", values=", in (-1, 1)")
 def tanh(x) -> Tensor:
-    """The hyperbolic tangent, elementwise; d tanh(x) = 1 - tanh(x)**2.
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype, in (-1, 1).
-
-    Example:
-        >>> gf.tanh(gf.tensor([0.0, 100.0]))      # tensor([0., 1.])
-    """
     return Tanh()(x)
 
 
+@_unary("1 / (1 + exp(-x)), elementwise, computed as 0.5 tanh(x / 2) + 0.5 so that no\n"
+        "exp overflows for large |x|.",
+        "gf.sigmoid(gf.tensor([-1e4, 0.0, 1e4]))  # tensor([0., 0.5, 1.]), no warning",
+        values=", in [0, 1]")
 def sigmoid(x) -> Tensor:
-    """1 / (1 + exp(-x)), elementwise, computed as 0.5 tanh(x / 2) + 0.5 so that no
-    exp overflows for large |x|.
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype, in [0, 1].
-
-    Example:
-        >>> gf.sigmoid(gf.tensor([-1e4, 0.0, 1e4]))  # tensor([0., 0.5, 1.]), no warning
-    """
     return Sigmoid()(x)
 
 
+@_unary("max(x, 0), elementwise. The gradient is 1 where x > 0, 0 elsewhere (0 at x = 0).",
+        "gf.relu(gf.tensor([-1.0, 2.0]))          # tensor([0., 2.])")
 def relu(x) -> Tensor:
-    """max(x, 0), elementwise. The gradient is 1 where x > 0 and 0 elsewhere (0 at x = 0).
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.relu(gf.tensor([-1.0, 2.0]))       # tensor([0., 2.])
-    """
     return Relu()(x)
 
 
+@_unary("x where x > 0, else negative_slope * x (the gradient at 0 is negative_slope).",
+        "gf.leaky_relu(gf.tensor([-2.0, 3.0]), 0.1)   # tensor([-0.2, 3.])",
+        args="\nnegative_slope: the slope for x <= 0 (default 0.01, as in PyTorch).")
 def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
-    """x where x > 0, else negative_slope * x (the gradient at 0 is negative_slope).
-
-    Args:
-        x: a Tensor.
-        negative_slope: the slope for x <= 0 (default 0.01, as in PyTorch).
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.leaky_relu(gf.tensor([-2.0, 3.0]), 0.1)   # tensor([-0.2, 3.])
-    """
-    return LeakyRelu(float(negative_slope))(x)
+    return LeakyRelu(slope=float(negative_slope))(x)
 
 
+@_unary("GELU with the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).\n\n"
+        "This is PyTorch's `gelu(x, approximate='tanh')`; the tanh form needs no erf, which NumPy\n"
+        "lacks.", "gf.gelu(gf.tensor([0.0, 1.0]))           # tensor([0., 0.8412])")
 def gelu(x) -> Tensor:
-    """GELU with the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
-
-    This is PyTorch's `gelu(x, approximate='tanh')`; the tanh form needs no erf, which NumPy
-    lacks.
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype.
-
-    Example:
-        >>> gf.gelu(gf.tensor([0.0, 1.0]))        # tensor([0., 0.8412])
-    """
     return Gelu()(x)
 
 
-# --- two-input selections ------------------------------------------------------------------------
+# --- selections ----------------------------------------------------------------------------------
 class Maximum(Function):
     """d max(a, b) goes to the larger input; on ties each input gets half."""
 
     def forward(self, a, b):
-        return self_xp(a if not isinstance(a, _PY) else b).maximum(a, b)
+        return xp_of(b if isinstance(a, (int, float)) else a).maximum(a, b)
 
-    def backward(self, gy):
-        return _select_grads(self.inputs, gy, larger=True)
+    def backward(self, gy, y, a, b):
+        return _share_between(self.needs_input_grad, gy, a, b, a > b)
 
 
 class Minimum(Function):
     """d min(a, b) goes to the smaller input; on ties each input gets half."""
 
     def forward(self, a, b):
-        return self_xp(a if not isinstance(a, _PY) else b).minimum(a, b)
+        return xp_of(b if isinstance(a, (int, float)) else a).minimum(a, b)
 
-    def backward(self, gy):
-        return _select_grads(self.inputs, gy, larger=False)
-
-
-_PY = (int, float, bool)
+    def backward(self, gy, y, a, b):
+        return _share_between(self.needs_input_grad, gy, a, b, a < b)
 
 
-def _select_grads(inputs, gy, larger):
-    a, b = inputs
-    ad = a.data if isinstance(a, Tensor) else a
-    bd = b.data if isinstance(b, Tensor) else b
-    wins = (ad > bd) if larger else (ad < bd)
-    share = wins * 1.0 + (ad == bd) * 0.5
-    share = share.astype(gy.dtype)
-    wa = const(share, gy.device)
-    ga = unbroadcast(gy * wa, a.shape, a.dtype) if requires(a) else None
-    gb = unbroadcast(gy * (1.0 - wa), b.shape, b.dtype) if requires(b) else None
-    return ga, gb
+def _share_between(needs, gy, a, b, wins):
+    # a's share of gy: 1 where a wins, 1/2 on a tie, 0 where b wins; b gets the rest.
+    share_a = astype(wins, gy.dtype) + astype(a == b, gy.dtype) * 0.5
+    return (unbroadcast(gy * share_a, a) if needs[0] else None,
+            unbroadcast(gy * (1.0 - share_a), b) if needs[1] else None)
 
 
 class Clip(Function):
     """d clip(x, lo, hi) = [lo <= x <= hi] dx"""
 
-    def __init__(self, lo, hi) -> None:
-        self.lo, self.hi = lo, hi
-
     def forward(self, x):
-        return self_xp(x).clip(x, self.lo, self.hi)
+        return xp_of(x).clip(x, self.lo, self.hi)
 
-    def backward(self, gy):
-        (x,) = self.inputs
-        inside = x.device.xp.ones(x.shape, dtype=bool)
-        if self.lo is not None:
-            inside &= x.data >= self.lo
-        if self.hi is not None:
-            inside &= x.data <= self.hi
-        return (gy * const(inside.astype(x.dtype), x.device),)
+    def backward(self, gy, y, x):
+        inside = (x >= self.lo) if self.lo is not None else (x <= self.hi)
+        if self.lo is not None and self.hi is not None:
+            inside = inside & (x <= self.hi)
+        return gy * inside
 
 
 class Where(Function):
     """d where(c, a, b) = where(c, da, db)"""
     saves_inputs = False
 
-    def __init__(self, cond) -> None:
-        self.cond = cond
-
     def forward(self, a, b):
-        xp = self_xp(self.cond)
-        return xp.where(self.cond, a, b)
+        return xp_of(self.cond).where(self.cond, a, b)
 
-    def backward(self, gy):
-        a, b = self.inputs
-        c = const(self.cond, gy.device)
-        ga = unbroadcast(where(c, gy, 0.0), a.shape, a.dtype) if requires(a) else None
-        gb = unbroadcast(where(c, 0.0, gy), b.shape, b.dtype) if requires(b) else None
-        return ga, gb
+    def backward(self, gy, y, a, b):
+        need_a, need_b = self.needs_input_grad
+        return (unbroadcast(where(self.cond, gy, 0.0), a) if need_a else None,
+                unbroadcast(where(self.cond, 0.0, gy), b) if need_b else None)
 
 
-def maximum(a, b) -> Tensor:
-    """The elementwise larger of a and b, with NumPy broadcasting.
-
-    The gradient goes to the larger input; where a == b (a tie) each input gets half of it,
-    so the two halves still add up to the whole.
+_EXTREMUM = """The elementwise {larger} of a and b, with NumPy broadcasting.
+    The gradient goes to the {larger} input; on a tie (a == b) each input gets half of it.
 
     Args:
         a, b: Tensors or Python numbers (at least one a Tensor).
@@ -699,37 +466,26 @@ def maximum(a, b) -> Tensor:
         A Tensor of the broadcast shape.
 
     Example:
-        >>> gf.maximum(gf.tensor([1., 5.]), 3.0)   # tensor([3., 5.])
+        >>> gf.{op}(gf.tensor([1., 5.]), 3.0)   # {result}
     """
+
+
+@doc(_EXTREMUM, op="maximum", larger="larger", result="tensor([3., 5.])")
+def maximum(a, b) -> Tensor:
     return Maximum()(a, b)
 
 
+@doc(_EXTREMUM, op="minimum", larger="smaller", result="tensor([1., 3.])")
 def minimum(a, b) -> Tensor:
-    """The elementwise smaller of a and b, with NumPy broadcasting.
-
-    The gradient goes to the smaller input; on ties each input gets half of it.
-
-    Args:
-        a, b: Tensors or Python numbers (at least one a Tensor).
-
-    Returns:
-        A Tensor of the broadcast shape.
-
-    Example:
-        >>> gf.minimum(gf.tensor([1., 5.]), 3.0)   # tensor([1., 3.])
-    """
     return Minimum()(a, b)
 
 
 def clip(x, min=None, max=None) -> Tensor:
-    """x limited to [min, max], elementwise.
-
-    The gradient passes (is 1) where min <= x <= max, bounds included, and is 0 outside.
+    """x limited to [min, max], elementwise; the gradient is 1 inside (bounds included), 0 outside.
 
     Args:
         x: a Tensor.
-        min: the lower bound, a number or None (no lower bound).
-        max: the upper bound, a number or None (no upper bound).
+        min, max: the lower and upper bound, numbers or None (no bound on that side).
 
     Returns:
         A Tensor of x's shape and dtype.
@@ -743,7 +499,7 @@ def clip(x, min=None, max=None) -> Tensor:
     """
     if min is None and max is None:
         raise ValueError("clip: give at least one of min and max")
-    return Clip(_bound(min, "min"), _bound(max, "max"))(x)
+    return Clip(lo=_bound(min, "min"), hi=_bound(max, "max"))(x)
 
 
 def _bound(v, name):
@@ -758,12 +514,10 @@ def _bound(v, name):
 
 def where(cond, a, b) -> Tensor:
     """Elementwise `a` where `cond` is true, else `b`, broadcasting all three.
-
     The gradient goes to `a` where cond is true and to `b` where it is false.
 
     Args:
-        cond: a bool Tensor (e.g. `x > 0`), or a bool array or nested lists; never
-            differentiated.
+        cond: a bool Tensor (e.g. `x > 0`), bool array or nested lists; never differentiated.
         a, b: Tensors or Python numbers (at least one a Tensor).
 
     Returns:
@@ -778,6 +532,8 @@ def where(cond, a, b) -> Tensor:
         >>> gf.where(x > 0, x, 0.0)               # tensor([0., 2.])
     """
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        if hasattr(cond, "dtype") and not isinstance(cond, Tensor):  # a rule on raw arrays
+            return Where(cond=cond)(a, b)
         raise TypeError("where: at least one of a and b must be a Tensor")
     dev = a.device if isinstance(a, Tensor) else b.device
     if isinstance(cond, Tensor):
@@ -790,133 +546,7 @@ def where(cond, a, b) -> Tensor:
         cond = dev.backend.asarray(cond, index=dev.index)
     if cond.dtype != B.bool_:
         raise TypeError(f"where: cond must be a bool tensor, got dtype {cond.dtype}")
-    return Where(cond)(a, b)
-
-
-# --- comparisons and logic (never differentiable) ------------------------------------------------
-class _Compare(Function):
-    differentiable = False
-    saves_inputs = False
-
-    def backward(self, gy):
-        raise RuntimeError(f"{self.name} is not differentiable")
-
-
-class Equal(_Compare):
-    """a == b (bool; not differentiable)"""
-    def forward(self, a, b): return a == b
-
-
-class NotEqual(_Compare):
-    """a != b (bool; not differentiable)"""
-    def forward(self, a, b): return a != b
-
-
-class Less(_Compare):
-    """a < b (bool; not differentiable)"""
-    def forward(self, a, b): return a < b
-
-
-class LessEqual(_Compare):
-    """a <= b (bool; not differentiable)"""
-    def forward(self, a, b): return a <= b
-
-
-class Greater(_Compare):
-    """a > b (bool; not differentiable)"""
-    def forward(self, a, b): return a > b
-
-
-class GreaterEqual(_Compare):
-    """a >= b (bool; not differentiable)"""
-    def forward(self, a, b): return a >= b
-
-
-class LogicalAnd(_Compare):
-    """a AND b (bool; not differentiable)"""
-    def forward(self, a, b): return self_xp(a).logical_and(a, b)
-
-
-class LogicalOr(_Compare):
-    """a OR b (bool; not differentiable)"""
-    def forward(self, a, b): return self_xp(a).logical_or(a, b)
-
-
-class LogicalNot(_Compare):
-    """NOT a (bool; not differentiable)"""
-    def forward(self, a): return self_xp(a).logical_not(a)
-
-
-class Sign(_Compare):
-    """sign(x) in x's dtype (not differentiable; `sign` detaches its input)"""
-    def forward(self, a): return self_xp(a).sign(a)
-
-
-def logical_and(a, b) -> Tensor:
-    """Elementwise a AND b (also `a & b`): a bool Tensor, never differentiable.
-
-    Args:
-        a, b: bool Tensors (or values NumPy treats as truth values), broadcasting.
-
-    Returns:
-        A bool Tensor of the broadcast shape.
-
-    Example:
-        >>> x = gf.tensor([1., 2., 3.])
-        >>> (x > 1) & (x < 3)                     # tensor([False, True, False])
-    """
-    return LogicalAnd()(a, b)
-
-
-def logical_or(a, b) -> Tensor:
-    """Elementwise a OR b (also `a | b`): a bool Tensor, never differentiable.
-
-    Args:
-        a, b: bool Tensors, broadcasting.
-
-    Returns:
-        A bool Tensor of the broadcast shape.
-
-    Example:
-        >>> x = gf.tensor([1., 2., 3.])
-        >>> (x < 2) | (x > 2)                     # tensor([True, False, True])
-    """
-    return LogicalOr()(a, b)
-
-
-def logical_not(a) -> Tensor:
-    """Elementwise NOT a (also `~a`): a bool Tensor, never differentiable.
-
-    Args:
-        a: a bool Tensor.
-
-    Returns:
-        A bool Tensor of a's shape.
-
-    Example:
-        >>> ~(gf.tensor([1., -1.]) > 0)           # tensor([False, True])
-    """
-    return LogicalNot()(a)
-
-
-def sign(x) -> Tensor:
-    """-1, 0 or 1 by the sign of x, in x's dtype.
-
-    Not differentiable: the result is never part of a graph (requires_grad is False), so a
-    gradient that would be zero almost everywhere is not pretended.
-
-    Args:
-        x: a Tensor.
-
-    Returns:
-        A Tensor of x's shape and dtype, outside the graph.
-
-    Example:
-        >>> gf.sign(gf.tensor([-2.0, 0.0, 3.0]))     # tensor([-1., 0., 1.])
-    """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"sign expects a Tensor, got {type(x).__name__}")
-    return Sign()(x.detach())
+    return Where(cond=cond)(a, b)
 
 
 # --- dtype and device moves ----------------------------------------------------------------------
@@ -924,28 +554,23 @@ class AsType(Function):
     """d astype(x) = astype(dx, x.dtype): the gradient goes back in the input's dtype"""
     saves_inputs = False
 
-    def __init__(self, dtype) -> None:
-        self.dtype = dtype
-
     def forward(self, x):
         return x.astype(self.dtype)
 
-    def backward(self, gy):
-        return (astype(gy, self.inputs[0].dtype),)
+    def backward(self, gy, y, x):
+        return astype(gy, x.dtype)
 
 
 def astype(x, dtype) -> Tensor:
     """x converted to `dtype` (a copy; x itself when it already has that dtype).
-
-    Differentiable between floating-point dtypes: the gradient comes back in x's dtype.
-    Converting to an integer or bool dtype gives a tensor outside the graph.
 
     Args:
         x: a Tensor.
         dtype: the new dtype (gf.float32, gf.float64, gf.int64, 'float32', ...).
 
     Returns:
-        A Tensor of x's shape with the new dtype.
+        A Tensor of x's shape with the new dtype: differentiable between floating-point dtypes
+        (the gradient comes back in x's dtype), outside the graph for an integer or bool one.
 
     Example:
         >>> gf.astype(gf.tensor([1.7, -1.7]), gf.int64)   # tensor([1, -1])
@@ -953,30 +578,33 @@ def astype(x, dtype) -> Tensor:
     dtype = B.dtype(dtype)
     if x.dtype == dtype:
         return x
-    return AsType(dtype)(x)
+    return AsType(dtype=dtype)(x)
 
 
 class ToDevice(Function):
     """d to(x, device) = to(dx, x.device): gradients travel back to where x lives"""
     saves_inputs = False
 
-    def __init__(self, device) -> None:
-        self.device = device
+    def forward(self, x):
+        return B.move(x, self.device, self.source)
 
-    def __call__(self, x):
-        # The one op whose output lives on another device than its input.
-        dev = self.device
-        arr = dev.backend.asarray(x.device.backend.to_host(x.data), index=dev.index)
-        if x.requires_grad and _grad_mode.enabled:
-            import weakref
-            out = Tensor._make(arr, dev, True, self)
-            self.inputs = (x,)
-            self._output = weakref.ref(out)
-            return out
-        return Tensor._make(arr, dev, False, None)
-
-    def backward(self, gy):
-        return (ToDevice(self.inputs[0].device)(gy),)
+    def backward(self, gy, y, x):
+        return ToDevice(device=self.source, source=self.device)(gy)
 
 
-from ..autograd import _Mode as _grad_mode  # noqa: E402
+def to_device(x, device) -> Tensor:
+    """x on `device` (a copy; x itself when it is already there), differentiably.
+    `x.to(device)` calls this. The gradient travels back to x's device.
+
+    Args:
+        x: a Tensor.
+        device: a Device or a name ('cpu', 'cuda', 'cuda:1').
+
+    Returns:
+        A Tensor on `device`.
+
+    Example:
+        >>> gf.to_device(gf.ones(2), "cpu").device                  # device('cpu')
+    """
+    device = B.get_device(device)
+    return x if x.device is device else ToDevice(device=device, source=x.device)(x)

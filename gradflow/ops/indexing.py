@@ -15,35 +15,27 @@ class GetItem(Function):
     """d x[key] = scatter dy into zeros_like(x) at key"""
     saves_inputs = False
 
-    def __init__(self, key, advanced) -> None:
-        self.key, self.advanced = key, advanced
-
     def forward(self, x):
-        self.in_shape = x.shape
         return x[self.key]
 
-    def backward(self, gy):
-        return (GetItemGrad(self.key, self.advanced, self.in_shape)(gy),)
+    def backward(self, gy, y, x):
+        return GetItemGrad(key=self.key, advanced=self.advanced, shape=x.shape)(gy)
 
 
 class GetItemGrad(Function):
     """d scatter(dy, key) = ddx[key]: the adjoint of indexing is indexing"""
     saves_inputs = False
 
-    def __init__(self, key, advanced, shape) -> None:
-        self.key, self.advanced, self.shape = key, advanced, shape
-
     def forward(self, gy):
-        dev = B.device_of(gy)
-        gx = dev.xp.zeros(self.shape, dtype=gy.dtype)
-        if self.advanced:
-            dev.backend.scatter_add(gx, self.key, gy)
+        gx = B.xp_of(gy).zeros(self.shape, dtype=gy.dtype)
+        if self.advanced:  # repeated indices must add up: the backend's scatter-add
+            B.device_of(gx).backend.scatter_add(gx, self.key, gy)
         else:
             gx[self.key] = gy
         return gx
 
-    def backward(self, ggx):
-        return (GetItem(self.key, self.advanced)(ggx),)
+    def backward(self, ggx, y, gy):
+        return GetItem(key=self.key, advanced=self.advanced)(ggx)
 
 
 def _convert_key(x, key):
@@ -109,13 +101,13 @@ def _check_bounds(x, parts):
 def getitem(x, key) -> Tensor:
     """x[key] with NumPy's indexing rules (the `x[...]` operator calls this).
 
-    Keys: ints, slices, None (a new axis), Ellipsis, bool masks (Tensors, arrays or lists) and
-    integer index arrays (Tensors, arrays or lists). The gradient is scattered back into zeros of
-    x's shape; where an integer index array repeats an index, the gradients of the repeats add up.
+    The gradient is scattered back into zeros of x's shape; where an integer index array repeats
+    an index, the gradients of the repeats add up.
 
     Args:
         x: a Tensor.
-        key: the index, as for a NumPy array.
+        key: as for a NumPy array: ints, slices, None (a new axis), Ellipsis, bool masks and
+            integer index arrays (masks and index arrays as Tensors, arrays or lists).
 
     Returns:
         A Tensor (0-d for a single element).
@@ -132,7 +124,7 @@ def getitem(x, key) -> Tensor:
     """
     key, advanced = _convert_key(x, key)
     try:
-        return GetItem(key, advanced)(x)
+        return GetItem(key=key, advanced=advanced)(x)
     except IndexError as exc:
         raise IndexError(f"index {key!r} does not fit a tensor of shape {x.shape}: {exc}") \
             from None

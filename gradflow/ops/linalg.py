@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..tensor import Tensor
-from .elementwise import astype
-from .shape import reshape, sum_to, swapaxes, unsqueeze
+from .elementwise import unbroadcast
 
 
 class MatMul(Function):
@@ -13,41 +12,21 @@ class MatMul(Function):
     def forward(self, a, b):
         return a @ b
 
-    def backward(self, gy):
-        a, b = self.inputs
-        if a.dtype != b.dtype:  # NumPy promoted the product: each gradient in its input's dtype
-            ga, gb = self._backward(a, b, gy)
-            return (None if ga is None else astype(ga, a.dtype),
-                    None if gb is None else astype(gb, b.dtype))
-        return self._backward(a, b, gy)
-
-    def backward_arrays(self, gy):
-        a, b = self.inputs
-        if a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
-            return None  # the general rule handles 1-D, batched and mixed-dtype products
-        return (gy @ b.data.T if a.requires_grad else None,
-                a.data.T @ gy if b.requires_grad else None)
-
-    @staticmethod
-    def _backward(a, b, gy):
+    def backward(self, gy, y, a, b):
+        need_a, need_b = self.needs_input_grad
         if a.ndim == 2 and b.ndim == 2:  # the common case, kept short
-            return (matmul(gy, b.T) if a.requires_grad else None,
-                    matmul(a.T, gy) if b.requires_grad else None)
-        if a.ndim == 1 and b.ndim == 1:
-            return (gy * b if a.requires_grad else None, gy * a if b.requires_grad else None)
-        a2 = unsqueeze(a, 0) if a.ndim == 1 else a
-        b2 = unsqueeze(b, -1) if b.ndim == 1 else b
-        g2 = gy
-        if a.ndim == 1:
-            g2 = unsqueeze(g2, -2)
-        if b.ndim == 1:
-            g2 = unsqueeze(g2, -1)
-        ga = gb = None
-        if a.requires_grad:
-            ga = reshape(sum_to(matmul(g2, swapaxes(b2, -1, -2)), a2.shape), a.shape)
-        if b.requires_grad:
-            gb = reshape(sum_to(matmul(swapaxes(a2, -1, -2), g2), b2.shape), b.shape)
-        return ga, gb
+            return (unbroadcast(gy @ b.T, a) if need_a else None,
+                    unbroadcast(a.T @ gy, b) if need_b else None)
+        if a.ndim == 1 and b.ndim == 1:  # a dot product
+            return (unbroadcast(gy * b, a) if need_a else None,
+                    unbroadcast(gy * a, b) if need_b else None)
+        # A 1-D operand is a row (a) or a column (b): put the missing axis back, in gy too.
+        a2 = a.reshape((1,) + a.shape) if a.ndim == 1 else a
+        b2 = b.reshape(b.shape + (1,)) if b.ndim == 1 else b
+        g2 = gy.reshape(gy.shape[:-1] + (1,) + gy.shape[-1:]) if a.ndim == 1 else gy
+        g2 = g2.reshape(g2.shape + (1,)) if b.ndim == 1 else g2
+        return (unbroadcast(g2 @ b2.swapaxes(-1, -2), a2).reshape(a.shape) if need_a else None,
+                unbroadcast(a2.swapaxes(-1, -2) @ g2, b2).reshape(b.shape) if need_b else None)
 
 
 def matmul(a, b) -> Tensor:

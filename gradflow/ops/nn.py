@@ -10,15 +10,12 @@ from __future__ import annotations
 from .. import backend as B
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import const
 from .elementwise import sigmoid
-from .linalg import matmul
-from .reduce import softmax
-from .shape import reshape, transpose
+from .reduce import Softmax
 
 __all__ = [
-    "linear", "cross_entropy", "binary_cross_entropy_with_logits", "dropout",
-    "Linear", "CrossEntropy", "CrossEntropyGrad", "BinaryCrossEntropyWithLogits", "Dropout",
+    "linear", "cross_entropy", "binary_cross_entropy_with_logits", "dropout", "reduce_loss",
+    "Linear", "CrossEntropy", "BinaryCrossEntropyWithLogits", "Dropout",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -28,6 +25,27 @@ def _check_reduction(reduction: str, op: str) -> str:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
     return reduction
+
+
+def reduce_loss(loss, reduction: str):
+    """Per-element losses reduced as a loss's `reduction` says: 'mean', 'sum' or 'none'.
+    Every loss in gradflow ends here, on a Tensor or (inside a fused op) on its array.
+
+    Args:
+        loss: the unreduced losses, a Tensor or an array.
+        reduction: 'mean', 'sum' or 'none' (the losses as they are).
+
+    Returns:
+        A 0-d result for 'mean' and 'sum', else `loss` itself.
+
+    Example:
+        >>> reduce_loss(gf.tensor([1.0, 3.0]), "mean")            # tensor(2.)
+    """
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    return loss
 
 
 # --- linear -------------------------------------------------------------------------------------
@@ -40,36 +58,14 @@ class Linear(Function):
             y += b  # y is fresh: adding in place saves a temporary the size of the output
         return y
 
-    def backward(self, gy):
-        x, w, b = self.inputs
-        gx = matmul(gy, w) if x.requires_grad else None
-        gw = gb = None
-        if x.ndim == 2:
-            if w.requires_grad:
-                gw = matmul(transpose(gy), x)
-            if b is not None and b.requires_grad:
-                gb = gy.sum(axis=0)
-        else:  # (..., in): fold the batch axes into one
-            g2 = reshape(gy, (-1, gy.shape[-1]))
-            if w.requires_grad:
-                gw = matmul(transpose(g2), reshape(x, (-1, x.shape[-1])))
-            if b is not None and b.requires_grad:
-                gb = g2.sum(axis=0)
-        return gx, gw, gb
-
-    def backward_arrays(self, gy):
-        # The same rule on raw arrays: a plain backward records nothing, so three BLAS calls
-        # and a sum are all it costs.
-        x, w, b = self.inputs
-        xd = x.data
-        gx = gy @ w.data if x.requires_grad else None
-        gw = gb = None
-        g2 = gy if gy.ndim == 2 else gy.reshape(-1, gy.shape[-1])
-        if w.requires_grad:
-            gw = g2.T @ (xd if xd.ndim == 2 else xd.reshape(-1, xd.shape[-1]))
-        if b is not None and b.requires_grad:
-            gb = g2.sum(axis=0)
-        return gx, gw, gb
+    def backward(self, gy, y, x, w, b):
+        need_x, need_w, need_b = self.needs_input_grad
+        # (..., in) inputs: the batch axes folded into one, for the weight and bias gradients
+        g2 = gy if gy.ndim == 2 else gy.reshape((-1, gy.shape[-1]))
+        x2 = x if x.ndim == 2 else x.reshape((-1, x.shape[-1]))
+        return (gy @ w if need_x else None,
+                g2.T @ x2 if need_w else None,
+                g2.sum(axis=0) if need_b else None)
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -82,6 +78,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     Returns:
         A Tensor of shape (..., out_features).
+
+    Raises:
+        TypeError: x or weight is not a Tensor.
+        ValueError: the shapes do not fit (all are named).
 
     Example:
         >>> y = gf.nn.functional.linear(gf.randn(8, 3), gf.randn(5, 3), gf.zeros(5))  # (8, 5)
@@ -101,117 +101,60 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 # --- cross-entropy ------------------------------------------------------------------------------
 def _row_weight(gy, reduction, n):
-    # The factor each row's gradient carries: d loss / d loss_i.
+    # d loss / d loss_i, shaped to scale each row of an (n, C) gradient: the reduction's rule.
     if reduction == "mean":
         return gy * (1.0 / max(n, 1))
     if reduction == "sum":
         return gy
-    return reshape(gy, (n, 1))
+    return gy.reshape((n, 1))
 
 
 class CrossEntropy(Function):
-    """d cross_entropy(x, t) = (softmax(x) - q) w, with q the (smoothed) one-hot target and w
-    the row's weight (1/N for mean)
+    """d cross_entropy(x, t) = (softmax(x) - q) w, with q the target distribution (one-hot,
+    or smoothed) and w the row's weight (1/N for mean)
 
     Forward shifts each row by its max, so logits of magnitude 1e4 give exact, finite losses.
-    The softmax computed on the way is saved; backward turns it into the gradient in one pass.
+    A row whose label is out of range (unchecked on a GPU outside debug mode) gets a nan loss
+    and nan gradients (`nan_rows`), never a plausible wrong number.
     """
 
-    def __init__(self, target, bad, reduction: str, smoothing: float) -> None:
-        self.target, self.bad = target, bad
-        self.reduction, self.smoothing = reduction, smoothing
-
     def forward(self, x):
-        xp = B.device_of(x).xp
+        xp = B.xp_of(x)
         z = x - x.max(axis=1, keepdims=True)
         e = xp.exp(z)
         s = e.sum(axis=1, keepdims=True)
         e /= s
-        poison = nan_rows(xp, self.bad, e.dtype)  # a bad label's row: nan loss and gradient
-        e += poison[:, None]
-        self.p = e  # softmax(x): the whole first-order gradient, minus the target
-        log_s = xp.log(s[:, 0]) + poison
-        picked = xp.take_along_axis(z, self.target[:, None], axis=1)[:, 0]
-        loss = log_s - picked  # -log softmax(x)[t]
+        self.p = e  # softmax(x), for the fused rule
+        self.rows = xp.arange(len(x))  # (rows, target) indexes each row's label
+        self.poison = nan_rows(xp, self.bad, x.dtype)
+        log_s = xp.log(s[:, 0]) + self.poison
+        loss = log_s - z[self.rows, self.target]
+        if self.smoothing:  # -mean_c log softmax(x)_c = log s - mean_c z
+            loss = (1.0 - self.smoothing) * loss + self.smoothing * (log_s - z.mean(axis=1))
+        return reduce_loss(loss, self.reduction)
+
+    def target_distribution(self):
+        """q: 1 - eps + eps/C at each row's label, eps/C elsewhere; nan in a bad label's row."""
+        q = B.xp_of(self.p).full(self.p.shape, self.smoothing / self.p.shape[1], self.p.dtype)
+        q[self.rows, self.target] += 1.0 - self.smoothing
+        q += self.poison[:, None]
+        return q
+
+    def backward(self, gy, y, x):
+        p = Softmax(axes=(1,))(x)
+        return (p - self.target_distribution()) * _row_weight(gy, self.reduction, len(p))
+
+    def fused_backward(self, gy, y, x):
+        """The same rule on raw arrays, for a plain backward: (p - q) w, written in place into a
+        copy of the softmax that forward saved. It saves recomputing the softmax (an exp and
+        four more passes over the N x C logits) and the q array; tested against `backward`."""
+        g = self.p.copy()  # p stays intact: retain_graph may run this backward again
+        g[self.rows, self.target] -= 1.0 - self.smoothing
         if self.smoothing:
-            # -mean_c log softmax(x)_c = log s - mean_c z
-            eps = self.smoothing
-            loss = (1.0 - eps) * loss + eps * (log_s - z.mean(axis=1))
-        if self.reduction == "mean":
-            return loss.mean()
-        if self.reduction == "sum":
-            return loss.sum()
-        return loss
-
-    def backward(self, gy):
-        (x,) = self.inputs
-        return (CrossEntropyGrad(self.p, self.target, self.reduction, self.smoothing)(x, gy),)
-
-    def backward_arrays(self, gy):
-        return (_ce_grad(B.device_of(gy).xp, self.p.copy(), self.target, self.reduction,
-                         self.smoothing, gy),)
-
-
-def _ce_grad(xp, g, target, reduction, smoothing, gy):
-    """(softmax - q) * row weight, computed in place in `g` (a fresh copy of the softmax)."""
-    n, c = g.shape
-    g[xp.arange(n), target] -= 1.0 - smoothing
-    if smoothing:
-        g -= smoothing / c
-    if reduction == "mean":
-        g *= gy * (1.0 / max(n, 1))
-    elif reduction == "sum":
-        g *= gy
-    else:
-        g *= gy[:, None]
-    return g
-
-
-def _soft_target(xp, target, n, c, smoothing, dtype):
-    q = xp.full((n, c), smoothing / c, dtype=dtype)
-    q[xp.arange(n), target] = 1.0 - smoothing + smoothing / c
-    return q
-
-
-class CrossEntropyGrad(Function):
-    """The gradient of cross_entropy, gx = (softmax(x) - q) w(gy), as an op of (x, gy).
-
-    d gx = w softmax'(x)^T dx for x (softmax's Jacobian is symmetric: s * (u - sum(u s))), and
-    sum_c (softmax(x) - q) for gy: written in gradflow ops, so third derivatives work too.
-    `p` is softmax(x) when the caller already has it (CrossEntropy saved it), else None.
-    """
-
-    def __init__(self, p, target, reduction: str, smoothing: float) -> None:
-        self.p, self.target, self.reduction, self.smoothing = p, target, reduction, smoothing
-
-    def forward(self, x, gy):
-        xp = B.device_of(x).xp
-        if self.p is None:
-            z = xp.exp(x - x.max(axis=1, keepdims=True))
-            g = z / z.sum(axis=1, keepdims=True)
-        else:
-            g = self.p.copy()  # p stays intact: retain_graph may run this backward again
-        return _ce_grad(xp, g, self.target, self.reduction, self.smoothing, gy)
-
-    def backward(self, ggx):
-        x, gy = self.inputs
-        n, c = x.shape
-        s = softmax(x, axis=1)
-        gx = ggy = None
-        if x.requires_grad:
-            u = ggx * _row_weight(gy, self.reduction, n)
-            gx = s * (u - (u * s).sum(axis=1, keepdims=True))
-        if isinstance(gy, Tensor) and gy.requires_grad:
-            q = const(_soft_target(x.device.xp, self.target, n, c, self.smoothing, x.dtype),
-                      x.device)
-            r = ((s - q) * ggx).sum(axis=1)
-            if self.reduction == "mean":
-                ggy = r.sum() * (1.0 / max(n, 1))
-            elif self.reduction == "sum":
-                ggy = r.sum()
-            else:
-                ggy = r
-        return gx, ggy
+            g -= self.smoothing / g.shape[1]
+        g += self.poison[:, None]
+        g *= _row_weight(gy, self.reduction, len(g))
+        return g
 
 
 def _labels(logits: Tensor, target, op: str):
@@ -248,8 +191,7 @@ def _labels(logits: Tensor, target, op: str):
         bad = (t < 0) | (t >= c)
         home.backend.check(bad.any(), lambda: _bad_labels(op, t, bad, home, logits.shape))
     if home is not dev:  # host labels, checked there, go where the logits are
-        t = target.to(dev).data
-        bad = dev.backend.asarray(home.backend.to_host(bad), index=dev.index)
+        t, bad = B.move(t, dev, home), B.move(bad, dev, home)
     with dev.backend.use(dev.index):
         return dev.xp.where(bad, 0, t).astype(dev.xp.int64, copy=False), bad
 
@@ -284,13 +226,13 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean",
         A 0-d Tensor, or shape (N,) for reduction='none'.
 
     Raises:
-        ValueError: target of the wrong shape, or a label outside [0, C) (the labels are named).
-        TypeError: target not of an integer dtype.
+        ValueError: input not (N, C), target of the wrong shape, a label outside [0, C) (the
+            labels are named), or a bad reduction or label_smoothing.
+        TypeError: input not floating-point, or target not of an integer dtype.
 
     Example:
         >>> logits = gf.randn(4, 10, requires_grad=True)
-        >>> loss = gf.nn.functional.cross_entropy(logits, gf.tensor([3, 1, 0, 9]))
-        >>> loss.backward()
+        >>> gf.nn.functional.cross_entropy(logits, gf.tensor([3, 1, 0, 9])).backward()
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"cross_entropy: input must be a Tensor, got {type(input).__name__}")
@@ -303,7 +245,7 @@ def cross_entropy(input: Tensor, target, reduction: str = "mean",
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got "
                          f"{label_smoothing!r}")
     t, bad = _labels(input, target, "cross_entropy")
-    return CrossEntropy(t, bad, reduction, smoothing)(input)
+    return CrossEntropy(target=t, bad=bad, reduction=reduction, smoothing=smoothing)(input)
 
 
 # --- binary cross-entropy -----------------------------------------------------------------------
@@ -314,31 +256,16 @@ class BinaryCrossEntropyWithLogits(Function):
     """
 
     def forward(self, x, y):
-        xp = B.device_of(x).xp
+        xp = B.xp_of(x)
         out = xp.maximum(x, 0)
         out -= x * y
         out += xp.log1p(xp.exp(-xp.abs(x)))
         return out
 
-    def backward(self, gy):
-        x, y = self.inputs
-        gx = gy * (sigmoid(x) - y) if x.requires_grad else None
-        g_target = -gy * x if isinstance(y, Tensor) and y.requires_grad else None
-        return gx, g_target
-
-    def backward_arrays(self, gy):
-        x, y = self.inputs
-        xd = x.data
-        gx = g_target = None
-        if x.requires_grad:
-            gx = B.device_of(xd).xp.tanh(xd * 0.5)  # sigmoid(x) = tanh(x/2)/2 + 1/2, no overflow
-            gx *= 0.5
-            gx += 0.5
-            gx -= y.data
-            gx *= gy
-        if isinstance(y, Tensor) and y.requires_grad:
-            g_target = -gy * xd
-        return gx, g_target
+    def backward(self, gy, out, x, y):
+        need_x, need_y = self.needs_input_grad
+        return (gy * (sigmoid(x) - y) if need_x else None,
+                -gy * x if need_y else None)
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
@@ -356,6 +283,10 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     Returns:
         A 0-d Tensor, or input's shape for reduction='none'.
 
+    Raises:
+        ValueError: target's shape differs from input's, or a bad reduction.
+        TypeError: input or target is not a Tensor, or they differ from one floating-point dtype.
+
     Example:
         >>> x = gf.randn(8, requires_grad=True)
         >>> loss = gf.nn.functional.binary_cross_entropy_with_logits(x, (gf.rand(8) > 0.5).float())
@@ -370,12 +301,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     if input.dtype.kind != "f" or target.dtype != input.dtype:
         raise TypeError(f"binary_cross_entropy_with_logits: input and target need the same "
                         f"floating-point dtype, got {input.dtype} and {target.dtype}")
-    loss = BinaryCrossEntropyWithLogits()(input, target)
-    if reduction == "mean":
-        return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    return loss
+    return reduce_loss(BinaryCrossEntropyWithLogits()(input, target), reduction)
 
 
 # --- dropout ------------------------------------------------------------------------------------
@@ -383,29 +309,27 @@ class Dropout(Function):
     """d dropout(x) = mask dx, with mask = keep / (1 - p): the same scaled mask as forward"""
     saves_inputs = False
 
-    def __init__(self, mask) -> None:
-        self.mask = mask
-
     def forward(self, x):
         return x * self.mask
 
-    def backward(self, gy):
-        return (gy * const(self.mask, gy.device),)
-
-    def backward_arrays(self, gy):
-        return (gy * self.mask,)
+    def backward(self, gy, y, x):
+        return gy * self.mask
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Zero each element with probability p and scale the rest by 1 / (1 - p) (inverted dropout).
-
     The mask is drawn from the device's seeded generator (`gf.manual_seed`), so runs repeat.
-    With training=False or p=0 it returns x itself.
 
     Args:
         x: a floating-point Tensor.
         p: drop probability in [0, 1).
         training: apply dropout (True) or pass x through (False).
+
+    Returns:
+        A Tensor of x's shape; x itself with training=False or p=0.
+
+    Raises:
+        ValueError: p is outside [0, 1).
 
     Example:
         >>> y = gf.nn.functional.dropout(gf.ones(4, 4), p=0.5)  # entries are 0 or 2
@@ -421,4 +345,4 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
         keep = dev.backend.rng(dev.index).random(x.shape, dtype=draw_dtype) >= p
         mask = keep.astype(x.dtype)
         mask *= 1.0 / (1.0 - p)
-    return Dropout(mask)(x)
+    return Dropout(mask=mask)(x)

@@ -8,116 +8,77 @@ import builtins
 
 from ..autograd import Function
 from ..tensor import Tensor
-from ._util import normalize_axis, one_axis, sum_to_array
-from .elementwise import self_xp as _self_xp
+from .. import backend as B
+from ._util import doc, normalize_axis, one_axis
 
 
 class Reshape(Function):
     """d reshape(x) = reshape(dy, x.shape)"""
     saves_inputs = False
 
-    def __init__(self, shape) -> None:
-        self.shape = shape
-
     def forward(self, x):
-        self.in_shape = x.shape
         return x.reshape(self.shape)
 
-    def backward(self, gy):
-        return (reshape(gy, self.in_shape),)
-
-    def backward_arrays(self, gy):
-        return (gy.reshape(self.in_shape),)
+    def backward(self, gy, y, x):
+        return gy.reshape(x.shape)
 
 
 class Transpose(Function):
     """d transpose(x, axes) = transpose(dy, inverse(axes))"""
     saves_inputs = False
 
-    def __init__(self, axes) -> None:
-        self.axes = axes
-
     def forward(self, x):
         return x.transpose(self.axes)
 
-    def backward(self, gy):
-        return (Transpose(self._inverse())(gy),)
-
-    def backward_arrays(self, gy):
-        return (gy.transpose(self._inverse()),)
-
-    def _inverse(self):
-        inv = [0] * len(self.axes)
+    def backward(self, gy, y, x):
+        inverse = [0] * len(self.axes)
         for i, a in enumerate(self.axes):
-            inv[a] = i
-        return tuple(inv)
+            inverse[a] = i
+        return gy.transpose(tuple(inverse))
 
 
 class BroadcastTo(Function):
     """d broadcast_to(x) = sum_to(dy, x.shape): copies of x add their gradients"""
     saves_inputs = False
 
-    def __init__(self, shape) -> None:
-        self.shape = shape
-
     def forward(self, x):
-        self.in_shape = x.shape
-        return _xp_of(x).broadcast_to(x, self.shape)
+        return B.xp_of(x).broadcast_to(x, self.shape)
 
-    def backward(self, gy):
-        return (sum_to(gy, self.in_shape),)
-
-    def backward_arrays(self, gy):
-        return (sum_to_array(gy, self.in_shape),)
+    def backward(self, gy, y, x):
+        return sum_to(gy, x.shape)
 
 
 class SumTo(Function):
     """d sum_to(x, shape) = broadcast_to(dy, x.shape)"""
     saves_inputs = False
 
-    def __init__(self, shape) -> None:
-        self.shape = shape
-
     def forward(self, x):
-        self.in_shape = x.shape
-        return sum_to_array(x, self.shape)
+        lead = x.ndim - len(self.shape)
+        axes = tuple(range(lead)) + tuple(
+            lead + i for i, n in enumerate(self.shape) if n == 1 and x.shape[lead + i] != 1)
+        y = x.sum(axis=axes, keepdims=True) if axes else x
+        return y.reshape(self.shape) if lead else y
 
-    def backward(self, gy):
-        return (broadcast_to(gy, self.in_shape),)
-
-    def backward_arrays(self, gy):
-        return (_self_xp(gy).broadcast_to(gy, self.in_shape),)
+    def backward(self, gy, y, x):
+        return broadcast_to(gy, x.shape)
 
 
 class Concatenate(Function):
     """d concatenate(xs) = the matching slices of dy"""
     saves_inputs = False
 
-    def __init__(self, axis) -> None:
-        self.axis = axis
-
     def forward(self, *xs):
-        self.sizes = [x.shape[self.axis] for x in xs]
-        return _xp_of(xs[0]).concatenate(xs, axis=self.axis)
+        return B.xp_of(xs[0]).concatenate(xs, axis=self.axis)
 
-    def backward(self, gy):
-        out, start = [], 0
+    def backward(self, gy, y, *xs):
+        grads, start = [], 0
         lead = (slice(None),) * self.axis
-        for x, n in zip(self.inputs, self.sizes):
-            if x.requires_grad:
-                g = gy[lead + (slice(start, start + n),)]
-                if g.dtype != x.dtype:  # mixed dtypes were promoted: cast back per input
-                    from .elementwise import astype
-                    g = astype(g, x.dtype)
-                out.append(g)
-            else:
-                out.append(None)
+        for x, needed in zip(xs, self.needs_input_grad):
+            n = x.shape[self.axis]
+            g = gy[lead + (slice(start, start + n),)]
+            grads.append(g.astype(x.dtype) if needed and g.dtype != x.dtype else g)
             start += n
-        return tuple(out)
-
-
-def _xp_of(a):
-    return _self_xp(a)
+        return tuple(grads)
 
 
 def _shape_arg(shape):
@@ -129,23 +90,34 @@ def _shape_arg(shape):
     return tuple(shape)
 
 
-def reshape(x, *shape) -> Tensor:
-    """x with a new shape holding the same elements in the same (C) order.
+# Shared by the shape functions of one Tensor x.
+_SHAPE = """{summary}
 
     Args:
         x: a Tensor.
-        *shape: the new shape, as ints or one tuple; one entry may be -1 (inferred).
+        {args}
 
     Returns:
-        A Tensor of the new shape (x itself when the shape does not change).
+        {returns}
 
     Raises:
-        ValueError: the sizes differ, or -1 appears twice or cannot be inferred; the message
-            names both shapes.
+        ValueError: {raises}
 
     Example:
-        >>> gf.arange(6).reshape(2, 3)            # or x.reshape((2, -1))
+        >>> {example}
     """
+
+
+def _shape_doc(summary, args, returns, raises, example):
+    return doc(_SHAPE, summary=summary, args=args, returns=returns, raises=raises, example=example)
+
+
+@_shape_doc("x with a new shape holding the same elements in the same (C) order.",
+            "*shape: the new shape, as ints or one tuple; one entry may be -1 (inferred).",
+            "A Tensor of the new shape (x itself when the shape does not change).",
+            "the sizes differ, or -1 appears twice or cannot be inferred (names both shapes).",
+            "gf.arange(6).reshape(2, 3)            # or x.reshape((2, -1))")
+def reshape(x, *shape) -> Tensor:
     shape = _shape_arg(shape)
     if shape == x.shape:
         return x
@@ -158,29 +130,18 @@ def reshape(x, *shape) -> Tensor:
             (-1 in shape and (known == 0 or size % known)):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} "
                          f"({size} elements) into shape {shape}")
-    return Reshape(shape)(x)
+    return Reshape(shape=shape)(x)
 
 
+@_shape_doc("x with its axes permuted; with no axes given, reversed (a matrix transposed).\n\n"
+            "NumPy's meaning, not PyTorch's: the axes are the whole new order, so on a matrix\n"
+            "x.transpose(0, 1) is x itself. To exchange two axes (torch.transpose(x, 0, 1)), use\n"
+            "gf.swapaxes(x, 0, 1).",
+            "*axes: a permutation of range(x.ndim), as ints or one tuple (negative axes allowed).",
+            "A Tensor with shape x.shape permuted (x itself for the identity permutation).",
+            "axes is not a permutation of x's axes.",
+            "gf.zeros(2, 3, 4).transpose(2, 0, 1).shape    # (4, 2, 3); x.T reverses all axes")
 def transpose(x, *axes) -> Tensor:
-    """x with its axes permuted; with no axes given, reversed (a matrix transposed).
-
-    Args:
-        x: a Tensor.
-        *axes: a permutation of range(x.ndim), as ints or one tuple (negative axes allowed).
-
-    Returns:
-        A Tensor with shape x.shape permuted (x itself for the identity permutation).
-
-    Raises:
-        ValueError: axes is not a permutation of x's axes.
-
-    Note: NumPy's meaning, not PyTorch's: the axes are the whole new order, so on a matrix
-    x.transpose(0, 1) is x itself. To exchange two axes (torch.transpose(x, 0, 1)), use
-    gf.swapaxes(x, 0, 1).
-
-    Example:
-        >>> gf.zeros(2, 3, 4).transpose(2, 0, 1).shape    # (4, 2, 3); x.T reverses all axes
-    """
     if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
         axes = tuple(axes[0])
     if not axes:
@@ -192,41 +153,22 @@ def transpose(x, *axes) -> Tensor:
                          f"of a tensor of shape {x.shape}")
     if norm == tuple(range(x.ndim)):
         return x
-    return Transpose(norm)(x)
+    return Transpose(axes=norm)(x)
 
 
+@_shape_doc("x with its axes reordered: PyTorch's name for `transpose` with explicit axes.",
+            "*axes: a permutation of range(x.ndim).", "A Tensor with shape x.shape permuted.",
+            "axes is not a permutation of x's axes.",
+            "gf.zeros(2, 3, 4).permute(0, 2, 1).shape      # (2, 4, 3)")
 def permute(x, *axes) -> Tensor:
-    """x with its axes reordered: PyTorch's name for `transpose` with explicit axes.
-
-    Args:
-        x: a Tensor.
-        *axes: a permutation of range(x.ndim).
-
-    Returns:
-        A Tensor with shape x.shape permuted.
-
-    Example:
-        >>> gf.zeros(2, 3, 4).permute(0, 2, 1).shape      # (2, 4, 3)
-    """
     return transpose(x, *axes)
 
 
+@_shape_doc("x with two axes exchanged.",
+            "axis1, axis2: the axes to exchange (negative counts from the end).", "A Tensor.",
+            "an axis is out of range.",
+            "gf.zeros(5, 2, 3).swapaxes(-1, -2).shape      # (5, 3, 2): a batch of transposes")
 def swapaxes(x, axis1: int, axis2: int) -> Tensor:
-    """x with two axes exchanged.
-
-    Args:
-        x: a Tensor.
-        axis1, axis2: the axes to exchange (negative counts from the end).
-
-    Returns:
-        A Tensor.
-
-    Raises:
-        ValueError: an axis is out of range.
-
-    Example:
-        >>> gf.zeros(5, 2, 3).swapaxes(-1, -2).shape      # (5, 3, 2): a batch of transposes
-    """
     nd = x.ndim
     for a in (axis1, axis2):
         if not -nd <= a < nd:
@@ -236,25 +178,13 @@ def swapaxes(x, axis1: int, axis2: int) -> Tensor:
     return transpose(x, tuple(axes))
 
 
+@_shape_doc("x repeated along new leading axes and its size-1 axes to `shape`, by NumPy's rules.",
+            "shape: the target shape.",
+            "A Tensor of `shape` (x itself when the shape does not change), a read-only view:\n"
+            "write to it only after a copy. Its gradient sums the copies back (`sum_to`).",
+            "x's shape does not broadcast to `shape` (both are named).",
+            "gf.tensor([1., 2.]).broadcast_to((3, 2))      # three rows [1., 2.]")
 def broadcast_to(x, shape) -> Tensor:
-    """x repeated along new leading axes and along its size-1 axes to `shape`.
-
-    NumPy's broadcasting rules; the gradient sums the copies back (`sum_to`).
-
-    Args:
-        x: a Tensor.
-        shape: the target shape.
-
-    Returns:
-        A Tensor of `shape` (x itself when the shape does not change). Its array is a read-only
-        view: write to it only after a copy.
-
-    Raises:
-        ValueError: x's shape does not broadcast to `shape` (both are named).
-
-    Example:
-        >>> gf.tensor([1., 2.]).broadcast_to((3, 2))      # three rows [1., 2.]
-    """
     shape = tuple(shape)
     if shape == x.shape:
         return x
@@ -262,27 +192,16 @@ def broadcast_to(x, shape) -> Tensor:
         s == n or s == 1 for s, n in zip(x.shape[::-1], shape[::-1]))
     if not ok:
         raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
-    return BroadcastTo(shape)(x)
+    return BroadcastTo(shape=shape)(x)
 
 
+@_shape_doc("x summed to `shape`: the inverse of `broadcast_to`, the gradient of a broadcast.\n\n"
+            "Sums the leading axes x has beyond `shape`, then (keeping dims) the axes where\n"
+            "`shape` has 1.",
+            "shape: a shape that broadcasts to x.shape.", "A Tensor of `shape`.",
+            "`shape` does not broadcast to x.shape.",
+            "gf.sum_to(gf.ones(3, 2), (1, 2))             # tensor([[3., 3.]])")
 def sum_to(x, shape) -> Tensor:
-    """x summed down to `shape`: the inverse of `broadcast_to`, the gradient of a broadcast.
-
-    Sums the leading axes x has beyond `shape`, then (keeping dims) the axes where `shape` has 1.
-
-    Args:
-        x: a Tensor.
-        shape: a shape that broadcasts to x.shape.
-
-    Returns:
-        A Tensor of `shape`.
-
-    Raises:
-        ValueError: `shape` does not broadcast to x.shape.
-
-    Example:
-        >>> gf.sum_to(gf.ones(3, 2), (1, 2))             # tensor([[3., 3.]])
-    """
     shape = tuple(shape)
     if shape == x.shape:
         return x
@@ -291,25 +210,15 @@ def sum_to(x, shape) -> Tensor:
         s == n or s == 1 for s, n in zip(shape, x.shape[lead:]))
     if not ok:
         raise ValueError(f"sum_to: cannot sum shape {x.shape} down to {shape}")
-    return SumTo(shape)(x)
+    return SumTo(shape=shape)(x)
 
 
+@_shape_doc("x without axes of size 1 (all of them, or those in `axis`).",
+            "axis: None (every size-1 axis), an int or a tuple of ints.",
+            "A Tensor with the same elements.",
+            "a named axis does not have size 1, or is out of range.",
+            "gf.zeros(1, 3, 1).squeeze().shape             # (3,)")
 def squeeze(x, axis=None) -> Tensor:
-    """x without axes of size 1 (all of them, or those in `axis`).
-
-    Args:
-        x: a Tensor.
-        axis: None (every size-1 axis), an int or a tuple of ints.
-
-    Returns:
-        A Tensor with the same elements.
-
-    Raises:
-        ValueError: a named axis does not have size 1, or is out of range.
-
-    Example:
-        >>> gf.zeros(1, 3, 1).squeeze().shape             # (3,)
-    """
     if axis is None:
         axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
     else:
@@ -321,22 +230,12 @@ def squeeze(x, axis=None) -> Tensor:
     return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
+@_shape_doc("x with a new axis of size 1 inserted at position `axis`.",
+            "axis: the position of the new axis in the result (-1 appends it).",
+            "A Tensor with one more dimension.",
+            "axis is out of range for a result with x.ndim + 1 dims.",
+            "gf.zeros(3).unsqueeze(0).shape                # (1, 3)")
 def unsqueeze(x, axis: int) -> Tensor:
-    """x with a new axis of size 1 inserted at position `axis`.
-
-    Args:
-        x: a Tensor.
-        axis: the position of the new axis in the result (-1 appends it).
-
-    Returns:
-        A Tensor with one more dimension.
-
-    Raises:
-        ValueError: axis is out of range for a result with x.ndim + 1 dims.
-
-    Example:
-        >>> gf.zeros(3).unsqueeze(0).shape                # (1, 3)
-    """
     nd = x.ndim + 1
     if not -nd <= axis < nd:
         raise ValueError(f"unsqueeze: axis {axis} is out of range for a result with {nd} dims")
@@ -346,23 +245,11 @@ def unsqueeze(x, axis: int) -> Tensor:
     return reshape(x, tuple(shape))
 
 
+@_shape_doc("x with axes start_axis..end_axis (inclusive) merged into one.",
+            "start_axis, end_axis: the first and last axis to merge (default 0 and -1, the last).",
+            "A Tensor (shape (1,) for a 0-d x).", "start_axis comes after end_axis.",
+            "gf.zeros(8, 1, 28, 28).flatten(1).shape       # (8, 784)")
 def flatten(x, start_axis: int = 0, end_axis: int = -1) -> Tensor:
-    """x with axes start_axis..end_axis (inclusive) merged into one.
-
-    Args:
-        x: a Tensor (a 0-d one becomes shape (1,)).
-        start_axis: the first axis to merge (default 0).
-        end_axis: the last axis to merge (default -1, the last).
-
-    Returns:
-        A Tensor.
-
-    Raises:
-        ValueError: start_axis comes after end_axis.
-
-    Example:
-        >>> gf.zeros(8, 1, 28, 28).flatten(1).shape       # (8, 784)
-    """
     if x.ndim == 0:
         return reshape(x, (1,))
     s, e = start_axis % x.ndim, end_axis % x.ndim
@@ -403,7 +290,7 @@ def concatenate(tensors, axis: int = 0) -> Tensor:
                 first.shape[:ax] + first.shape[ax + 1:]:
             raise ValueError("concatenate: shapes " + ", ".join(str(u.shape) for u in tensors) +
                              f" differ off axis {axis}")
-    return Concatenate(ax)(*tensors)
+    return Concatenate(axis=ax)(*tensors)
 
 
 cat = concatenate
@@ -435,25 +322,14 @@ def stack(tensors, axis: int = 0) -> Tensor:
     return concatenate([unsqueeze(t, axis) for t in tensors], axis)
 
 
+@_shape_doc("x cut along `axis` into pieces, like numpy.split (not torch.split).",
+            "sections: an int n (n equal pieces; n must divide the axis) or indices to cut at.\n"
+            "axis: the axis to cut (default 0).",
+            "A list of Tensors (slices of x: each one's gradient flows back into its part).",
+            "an int `sections` does not divide the axis.",
+            "a, b = gf.split(gf.arange(6), 2)              # [0, 1, 2] and [3, 4, 5]\n"
+            ">>> parts = gf.split(gf.arange(6), [1, 4])        # [0], [1, 2, 3], [4, 5]")
 def split(x, sections, axis: int = 0) -> list:
-    """x cut along `axis` into pieces, like numpy.split (not torch.split).
-
-    Args:
-        x: a Tensor.
-        sections: an int (that many equal pieces; it must divide the axis), or a list of indices
-            at which to cut.
-        axis: the axis to cut (default 0).
-
-    Returns:
-        A list of Tensors (views of x by slicing: each one's gradient flows back into its part).
-
-    Raises:
-        ValueError: an int `sections` does not divide the axis.
-
-    Example:
-        >>> a, b = gf.split(gf.arange(6), 2)              # [0, 1, 2] and [3, 4, 5]
-        >>> parts = gf.split(gf.arange(6), [1, 4])        # [0], [1, 2, 3], [4, 5]
-    """
     ax = one_axis(axis, x.ndim, "split")
     n = x.shape[ax]
     if hasattr(sections, "__index__") and not isinstance(sections, bool):  # NumPy ints too

@@ -23,6 +23,12 @@ required = _Required()  # a default that must be given (SGD's lr, as in PyTorch)
 class Optimizer:
     """Base class: holds parameter groups and per-parameter state; subclasses define `_update`.
 
+    `_update` is the reference: the optimizer's equations written with the array module `xp`,
+    updating the parameter and its state in place. A subclass may also name a fused kernel of
+    the backends (`_fused_kernel`, e.g. "adam_update") and define `_fused_update` to call it:
+    a group's `fused` entry then chooses (None: the kernel where the parameter's backend has
+    one, else the reference; False: the reference; True: the kernel, an error without one).
+
     `step()` runs under no_grad and changes each parameter's array in place (no new arrays),
     bumping the parameter's version, so that backward through a graph recorded before the step
     fails loudly instead of using stale values. Each parameter's update runs with its own
@@ -162,7 +168,10 @@ class Optimizer:
                     # The parameter's GPU current: kernels launch and scratch memory is
                     # allocated there, not on GPU 0 (a no-op context on the CPU).
                     with dev.backend.use(dev.index):
-                        self._update(p, g.data, state, group)
+                        if self._fused_for(p, group):
+                            self._fused_update(p, g.data, state, group)
+                        else:
+                            self._update(p, g.data, state, group)
                     p._version += 1
         return loss
 
@@ -178,16 +187,34 @@ class Optimizer:
             if not isinstance(v, Tensor) or (v.device is dev and v.data.dtype == dtype):
                 continue
             with dev.backend.use(dev.index):
-                if v.device is dev:
-                    arr = v.data.astype(dtype)
-                else:  # through the host, as Module.to and load_state_dict move arrays
-                    host = v.device.backend.to_host(v.data)
-                    arr = dev.backend.asarray(host, dtype=dtype, index=dev.index)
+                arr = B.move(v.data, dev, v.device).astype(dtype, copy=False)
             state[k] = Tensor._make(arr, dev, False, None)
 
+    # The backend function that fuses this optimizer's update (None: the reference only).
+    _fused_kernel: str | None = None
+
+    def _fused_for(self, p: Tensor, group: dict) -> bool:
+        """Whether p's update runs the fused kernel (see the class docstring), per `fused`."""
+        fused = group.get("fused")
+        if fused is False or self._fused_kernel is None:
+            if fused:
+                raise RuntimeError(f"{type(self).__name__}: fused=True, but it has no fused "
+                                   "update; use fused=None or False")
+            return False
+        if hasattr(p.device.backend, self._fused_kernel):
+            return True
+        if fused:
+            raise RuntimeError(f"{type(self).__name__}: fused=True, but the backend of {p.device} "
+                               f"has no fused {self._fused_kernel}; use fused=None or False")
+        return False
+
     def _update(self, p: Tensor, grad, state: dict, group: dict) -> None:
-        """Apply one update to p.data in place (subclasses)."""
+        """Apply one update to p.data in place: the reference, in `xp` (subclasses)."""
         raise NotImplementedError(f"{type(self).__name__}._update")
+
+    def _fused_update(self, p: Tensor, grad, state: dict, group: dict) -> None:
+        """The same update as `_update` through the backend's `_fused_kernel` (subclasses)."""
+        raise NotImplementedError(f"{type(self).__name__}._fused_update")
 
     @staticmethod
     def _zeros_like(p: Tensor) -> Tensor:
@@ -331,3 +358,12 @@ def check_bool(opt: str, name: str, value) -> None:
     """Raise TypeError unless `value` is a bool."""
     if not isinstance(value, bool):
         raise TypeError(f"{opt}: {name} must be True or False, got {value!r}")
+
+
+def check_fused(opt: str, group: dict) -> None:
+    """Raise TypeError unless the group's `fused` is None, True or False; a group without one
+    (a state_dict saved before the option existed) gets None, the default."""
+    fused = group.setdefault("fused", None)
+    if fused is not None and not isinstance(fused, bool):
+        raise TypeError(f"{opt}: fused must be None (the fused kernel where there is one), "
+                        f"True (require it) or False (the reference update), got {fused!r}")

@@ -1,7 +1,7 @@
 """SGD: stochastic gradient descent with momentum, Nesterov momentum and weight decay."""
 from __future__ import annotations
 
-from .optimizer import Optimizer, check_bool, check_number, required
+from .optimizer import Optimizer, check_bool, check_fused, check_number, required
 
 __all__ = ["SGD"]
 
@@ -11,7 +11,8 @@ class SGD(Optimizer):
 
     For each parameter p with gradient g, at step t:
 
-        d   = g + weight_decay * p                      (g negated first when maximize)
+        g   = -g                                         (maximize only)
+        d   = g + weight_decay * p
         buf = d                                          at the first step (t = 1)
         buf = momentum * buf + (1 - dampening) * d       afterwards
         d   = d + momentum * buf    if nesterov,  else d = buf        (when momentum > 0)
@@ -19,6 +20,11 @@ class SGD(Optimizer):
 
     This is PyTorch's convention: the learning rate multiplies the buffer, it is not folded
     into it (Sutskever et al. fold it in), so changing lr mid-run takes effect at once.
+
+    These lines are the reference: `_update` computes them as written, with the array module
+    `xp`, in place. By default a fused kernel does the same step (in-place NumPy passes through
+    a reused scratch buffer on the CPU, one ElementwiseKernel on CUDA), agreeing with the
+    reference to float rounding; `fused=False` runs the reference instead.
 
     Args:
         params: parameters or parameter groups (see Optimizer).
@@ -28,6 +34,9 @@ class SGD(Optimizer):
         weight_decay: L2 penalty added to the gradient (default 0).
         nesterov: Nesterov momentum (needs momentum > 0 and dampening = 0).
         maximize: ascend instead of descend.
+        fused: None (default): the fused kernel of the parameter's backend (every built-in
+            backend has one); False: the reference `_update`; True: the fused kernel, an error
+            where the backend has none.
 
     Example:
         >>> opt = gf.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
@@ -35,12 +44,14 @@ class SGD(Optimizer):
     """
 
     _array_state = ("momentum_buffer",)
+    _fused_kernel = "sgd_update"
 
     def __init__(self, params, lr: float = required, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-                 *, maximize: bool = False) -> None:
+                 *, maximize: bool = False, fused: bool | None = None) -> None:
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
+                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+                        fused=fused)
         super().__init__(params, defaults)
 
     def _validate(self, group: dict) -> None:
@@ -50,19 +61,38 @@ class SGD(Optimizer):
         check_number("SGD", "weight_decay", group["weight_decay"])
         check_bool("SGD", "nesterov", group["nesterov"])
         check_bool("SGD", "maximize", group["maximize"])
+        check_fused("SGD", group)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
 
+    def _state(self, p, state: dict, group: dict):
+        """The momentum buffer (None without momentum) and whether it was just made (t = 1)."""
+        if not group["momentum"]:
+            return None, False
+        first = "momentum_buffer" not in state
+        if first:
+            state["momentum_buffer"] = self._zeros_like(p)
+        return state["momentum_buffer"].data, first
+
     def _update(self, p, grad, state, group) -> None:
-        buf = None
-        first = False
-        if group["momentum"]:
-            t = state.get("momentum_buffer")
-            if t is None:
-                t = state["momentum_buffer"] = self._zeros_like(p)
-                first = True
-            buf = t.data
+        # The reference: the docstring's equations, on p's arrays, in place.
+        buf, first = self._state(p, state, group)
+        x = p.data
+        lr, momentum, weight_decay = group["lr"], group["momentum"], group["weight_decay"]
+        d = -grad if group["maximize"] else grad
+        if weight_decay:
+            d = d + weight_decay * x
+        if buf is not None:
+            if first:
+                buf[...] = d
+            else:
+                buf[...] = momentum * buf + (1 - group["dampening"]) * d
+            d = d + momentum * buf if group["nesterov"] else buf
+        x -= lr * d
+
+    def _fused_update(self, p, grad, state, group) -> None:
+        buf, first = self._state(p, state, group)
         p.device.backend.sgd_update(
             p.data, grad, buf, first=first, lr=group["lr"], momentum=group["momentum"],
             dampening=group["dampening"], nesterov=group["nesterov"],

@@ -236,7 +236,7 @@ def _cross_entropy(x, target, reduction, label_smoothing):
 
 
 def _cross_entropy_gradient(x, target, reduction, label_smoothing):
-    # CrossEntropyGrad, the Function computing d cross_entropy / d logits, as a function of x.
+    # d cross_entropy / d logits as a function of x: CrossEntropy's rule, recorded.
     with gf.enable_grad():
         y = _cross_entropy(x, target, reduction, label_smoothing)
         (g,) = gf.grad(y, x, grad_outputs=gf.ones_like(y) * 0.7, create_graph=True)
@@ -313,7 +313,6 @@ CASES: dict[str, Case] = {
     # fused neural-network ops
     "Linear": Case(_linear, linear_case(), ("any", "any", "any")),
     "CrossEntropy": Case(_cross_entropy, cross_entropy_case(), ("any",)),
-    "CrossEntropyGrad": Case(_cross_entropy_gradient, cross_entropy_case(), ("any",)),
     "BinaryCrossEntropyWithLogits": Case(_bce, bce_case(), ("any",)),
     "Dropout": Case(_dropout, unary(), ("any",)),
 }
@@ -400,6 +399,8 @@ def _mse(a, b, reduction):
 
 COMPOSITES: dict[str, Case] = {
     "var": Case(lambda x, **kw: gf.var(x, **kw), var_case(), ("any",)),
+    # cross_entropy's first derivative as a function of the logits: its rule, recorded
+    "cross_entropy gradient": Case(_cross_entropy_gradient, cross_entropy_case(), ("any",)),
     "std": Case(lambda x, **kw: gf.std(x, **kw), var_case(), ("any",)),
     "stack": Case(lambda *xs, axis: gf.stack(xs, axis), stack_case(), ("any",)),
     "split": Case(_split, split_case(), ("any",)),
