@@ -157,6 +157,11 @@ class Function:
         raw result of `forward`. Otherwise it returns a Tensor on the inputs' device, recorded
         with this Function as its grad_fn when some input requires a gradient.
         """
+        for x in inputs:
+            if isinstance(x, Tensor):
+                break
+        else:  # no Tensor: a gradient rule computing on raw arrays
+            return self.forward(*inputs)
         device, arrays, needs, versions = None, [], [], []
         for x in inputs:
             if isinstance(x, Tensor):
@@ -171,8 +176,6 @@ class Function:
                 arrays.append(x)
                 needs.append(False)
                 versions.append(0)
-        if device is None:  # no Tensor: a gradient rule computing on raw arrays
-            return self.forward(*inputs)
         if len(inputs) == 2:
             promoted = _promoted(*inputs)
             if promoted is not None:  # where NumPy's dtype rules differ from PyTorch's

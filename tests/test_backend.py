@@ -247,3 +247,19 @@ def test_dtypes_are_exported():
     assert gf.float32 == np.float32 and gf.float64 == np.float64 and gf.int64 == np.int64
     assert gf.bool is gf.bool_ and gf.bool_ == np.bool_
     assert gf.dtype("float32") is gf.float32 or gf.dtype("float32") == gf.float32
+
+
+@pytest.mark.parametrize("a_shape, shape", [
+    ((1, 1), (32, 32)), ((3, 1), (3, 4)), ((4,), (2, 3, 4)), ((), (2, 2)), ((1, 4), (0, 4)),
+    ((2, 1), (2, 5)), ((2, 3), (2, 3))])
+def test_the_cpu_broadcast_view_is_numpys(a_shape, shape):
+    from gradflow.backend import numpy_backend
+    np_ = numpy_backend.np
+    a = np_.arange(float(np_.prod(a_shape, dtype=int))).reshape(a_shape)
+    for arr in (a, np_.asfortranarray(a)):  # a non-C-contiguous one takes NumPy's own path
+        got, want = numpy_backend.broadcast_to(arr, shape), np_.broadcast_to(arr, shape)
+        assert got.shape == want.shape and got.strides == want.strides
+        assert (got == want).all() and not got.flags.writeable
+        assert np_.shares_memory(got, arr) or got.size == 0
+    with pytest.raises(ValueError, match="broadcast"):
+        numpy_backend.broadcast_to(np_.ones(3), (2, 4))

@@ -39,6 +39,11 @@ def randperm(n: int, index: int = 0):
         return cupy.argsort(rng(index).random(n)).astype(cupy.int64, copy=False)
 
 
+def broadcast_to(a, shape):
+    """cupy.broadcast_to(a, shape): a view of `a` repeated along the broadcast axes."""
+    return cupy.broadcast_to(a, shape)
+
+
 def use(index: int = 0):
     """A context manager making GPU `index` current, so new arrays are allocated there."""
     return cupy.cuda.Device(index)
