@@ -118,8 +118,8 @@ class Function:
     holds the Function as its grad_fn: a strong link back would make a reference cycle).
     """
 
-    __slots__ = ("inputs", "input_arrays", "needs_input_grad", "saved_versions", "saved_y",
-                 "output_ref", "output_device", "__dict__")
+    __slots__ = ("inputs", "needs_input_grad", "saved_versions", "saved_y", "output_ref",
+                 "output_device", "__dict__")
     registry: dict[str, type] = {}
     saves_inputs = True
     saves_output = False
@@ -157,25 +157,19 @@ class Function:
         raw result of `forward`. Otherwise it returns a Tensor on the inputs' device, recorded
         with this Function as its grad_fn when some input requires a gradient.
         """
-        for x in inputs:
-            if isinstance(x, Tensor):
-                break
-        else:  # no Tensor: a gradient rule computing on raw arrays
-            return self.forward(*inputs)
-        device, arrays, needs, versions = None, [], [], []
+        device, record, arrays = None, False, []
         for x in inputs:
             if isinstance(x, Tensor):
                 if device is None:
                     device = x.device
                 elif x.device is not device:
                     raise _device_mismatch(self, inputs)
+                record = record or x._requires_grad
                 arrays.append(x.data)
-                needs.append(x._requires_grad)
-                versions.append(x._version_counter[0])
             else:
                 arrays.append(x)
-                needs.append(False)
-                versions.append(0)
+        if device is None:  # no Tensor: a gradient rule computing on raw arrays
+            return self.forward(*inputs)
         if len(inputs) == 2:
             promoted = _promoted(*inputs)
             if promoted is not None:  # where NumPy's dtype rules differ from PyTorch's
@@ -188,22 +182,23 @@ class Function:
         device = self.device or device
         if y.__class__ is not device.backend.ndarray:  # NumPy gives scalars for 0-d results
             y = device.backend.asarray(y, index=device.index)
-        if True in needs and _grad_mode.enabled and y.dtype.kind == "f":
+        if record and _grad_mode.enabled and y.dtype.kind == "f":
             out = Tensor._make(y, device, True, self)
-            self._record(inputs, arrays, needs, versions, out, y)
+            self._record(inputs, out, y)
         else:
             out = Tensor._make(y, device)
         if y.base is not None:  # a view (reshape, indexing, ...): maybe of an input's array
             _share_version(out, y.base, inputs)
         return out
 
-    def _record(self, inputs, arrays, needs, versions, out, y) -> None:
-        # What backward will need: the inputs (as Tensors for the graph, as arrays for a plain
-        # backward), which of them need a gradient, their versions, and the output.
+    def _record(self, inputs, out, y) -> None:
+        # What backward will need: the inputs, their versions, and the output. As little as
+        # that: every object kept here is one more for the garbage collector to look at, and
+        # a graph holds thousands.
         self.inputs = inputs
-        self.input_arrays = arrays
-        self.needs_input_grad = needs
-        self.saved_versions = versions
+        if self.saves_inputs:
+            self.saved_versions = tuple([x._version_counter[0] if isinstance(x, Tensor) else 0
+                                         for x in inputs])
         self.output_device = out.device
         self.output_ref = weakref.ref(out)
         if self.saves_output:
@@ -238,7 +233,7 @@ class Function:
 
     def release(self) -> None:
         """Drop what backward needed; the graph above this function is cut here."""
-        self.inputs = self.input_arrays = self.saved_y = None
+        self.inputs = self.saved_y = None
         self.__dict__.clear()
 
 
@@ -302,8 +297,8 @@ def _count_consumers(pending):
         fn = stack.pop()
         if fn.inputs is None:
             raise _freed_error(fn)
-        for x, needed in zip(fn.inputs, fn.needs_input_grad):
-            prev = x.grad_fn if needed else None
+        for x in fn.inputs:
+            prev = x.grad_fn if isinstance(x, Tensor) and x._requires_grad else None
             if prev is not None:
                 if prev in deps:
                     deps[prev] += 1
@@ -358,17 +353,26 @@ def _apply_rule(fn, gy, create_graph, pending, leaves, deps, ready):
         raise _freed_error(fn)
     if fn.saves_inputs or fn.saves_output:
         fn.check_versions()
+    needs, xs = [], []  # which inputs need a gradient; the inputs as the rule sees them
+    for x in fn.inputs:
+        if isinstance(x, Tensor):
+            needs.append(x._requires_grad)
+            xs.append(x if create_graph else x.data)
+        else:
+            needs.append(False)
+            xs.append(x)
+    fn.needs_input_grad = needs
     if create_graph:
-        rule, xs, y = fn.backward, fn.inputs, fn.saved_output() if fn.saves_output else None
+        rule, y = fn.backward, fn.saved_output() if fn.saves_output else None
     else:
         rule = fn.backward if fn.fused_backward is None else fn.fused_backward
-        xs, y = fn.input_arrays, fn.saved_y if fn.saves_output else None
+        y = fn.saved_y if fn.saves_output else None
     dev = fn.output_device
     with dev.backend.use(dev.index):  # the rule and the sums run on the op's own GPU
         gxs = rule(gy, y, *xs)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
-        for x, gx, needed in zip(fn.inputs, gxs, fn.needs_input_grad):
+        for x, gx, needed in zip(fn.inputs, gxs, needs):
             if not needed or gx is None:
                 continue
             xd = x.data
