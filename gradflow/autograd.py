@@ -157,22 +157,25 @@ class Function:
         raw result of `forward`. Otherwise it returns a Tensor on the inputs' device, recorded
         with this Function as its grad_fn when some input requires a gradient.
         """
-        device, record, arrays = None, False, []
+        device, record, arrays, mixed = None, False, [], False
         for x in inputs:
             if isinstance(x, Tensor):
                 if device is None:
-                    device = x.device
+                    device, dtype = x.device, x.data.dtype
                 elif x.device is not device:
                     raise _device_mismatch(self, inputs)
+                elif x.data.dtype is not dtype:
+                    mixed = True
                 record = record or x._requires_grad
                 arrays.append(x.data)
             else:
+                mixed = mixed or x.__class__ not in _NUMBERS
                 arrays.append(x)
         if device is None:  # no Tensor: a gradient rule computing on raw arrays
             return self.forward(*inputs)
-        if len(inputs) == 2:
+        if mixed and len(inputs) == 2:  # dtypes or a NumPy scalar: PyTorch's rules may differ
             promoted = _promoted(*inputs)
-            if promoted is not None:  # where NumPy's dtype rules differ from PyTorch's
+            if promoted is not None:
                 return self(*promoted)
         with device.backend.use(device.index):  # on the inputs' own GPU, whichever is current
             try:
@@ -233,7 +236,7 @@ class Function:
 
     def release(self) -> None:
         """Drop what backward needed; the graph above this function is cut here."""
-        self.inputs = self.saved_y = None
+        self.inputs = self.saved_y = self.needs_input_grad = None
         self.__dict__.clear()
 
 
@@ -256,8 +259,11 @@ def _promoted(a, b):
     return None
 
 
+_NUMBERS = (float, int, bool)
+
+
 def _python_number(v):
-    if v.__class__ in (float, int, bool) or getattr(v, "ndim", None) != 0 or \
+    if v.__class__ in _NUMBERS or getattr(v, "ndim", None) != 0 or \
             not hasattr(v, "item") or isinstance(v, Tensor):
         return v
     return v.item()
