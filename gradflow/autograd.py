@@ -200,8 +200,10 @@ class Function:
         # a graph holds thousands.
         self.inputs = inputs
         if self.saves_inputs:
-            self.saved_versions = tuple([x._version_counter[0] if isinstance(x, Tensor) else 0
-                                         for x in inputs])
+            versions = []
+            for x in inputs:
+                versions.append(x._version_counter[0] if isinstance(x, Tensor) else 0)
+            self.saved_versions = tuple(versions)
         self.output_device = out.device
         self.output_ref = weakref.ref(out)
         if self.saves_output:
