@@ -326,8 +326,7 @@ class Tensor:
 
     def expand(self, *shape):
         """x.expand(*shape) is gf.broadcast_to(x, shape), PyTorch's name (a read-only view)."""
-        return broadcast_to(self, shape[0] if len(shape) == 1 and isinstance(
-            shape[0], (tuple, list)) else shape)
+        return broadcast_to(self, _shape_arg(shape))
 
 
 def _check_writable(t, what):
@@ -356,6 +355,7 @@ from .ops.compare import (  # noqa: E402
 from .ops.reduce import (  # noqa: E402
     sum, mean, var, std, max, min, argmax, argmin, all, any, logsumexp, softmax, log_softmax,
 )
+from .ops.shape import _shape_arg  # noqa: E402  (ints or one tuple, checked)
 from .ops.shape import (  # noqa: E402
     reshape, transpose, permute, swapaxes, broadcast_to, squeeze, unsqueeze, flatten, split,
 )

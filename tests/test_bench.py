@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import gradflow as gf
-from gradflow.autograd import Function
 import gradflow.bench.workloads as wl
 from gradflow.backend import host_malloc
 from gradflow.bench import baselines, memory, report, timing

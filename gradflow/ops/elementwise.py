@@ -13,7 +13,7 @@ from .. import backend as B
 from ..autograd import Function
 from ..tensor import Tensor
 from ._util import doc
-from .compare import isfinite, sign  # noqa: F401  (gradient rules use them)
+from .compare import sign
 from .shape import sum_to
 
 xp_of = B.xp_of
