@@ -5,6 +5,7 @@ their timings are never asserted. What is asserted: the files and fields they pr
 every contender of a workload computes the same thing (a baseline that does less work would
 make every ratio a lie), and that the array-level backward rules agree with the recorded ones.
 """
+import importlib.util
 import json
 import math
 import os
@@ -243,7 +244,7 @@ def _host(r):
     return np.asarray(r)
 
 
-@pytest.mark.parametrize("key", ["chain", "reductions", "matmul", "mlp_step"])
+@pytest.mark.parametrize("key", ["chain", "reductions", "matmul", "mlp_step", "conv2d"])
 def test_contenders_of_a_workload_agree(device, key):
     w = next(w for w in wl.workloads("tiny") if w.key == key)
     results = {}
@@ -309,6 +310,138 @@ def test_hand_reductions_match_gradflow_gradients():
     np.testing.assert_allclose(gx, x.grad.numpy(), rtol=1e-10)
 
 
+# --- the CNN step and the convolution ----------------------------------------------------------
+@pytest.mark.parametrize("impl", wl.IMPLS)
+@pytest.mark.parametrize("key", ["cnn_step", "conv2d"])
+def test_conv_workloads_build_and_run_a_step(device, key, impl):
+    (w,) = [w for w in wl.workloads("tiny") if w.key == key]
+    assert any(w.key == key for w in wl.workloads("quick"))  # in the report's default mode
+    try:
+        run = w.build(impl, device)
+    except wl.Unavailable as exc:
+        assert impl == "torch", exc  # gradflow and the hand baseline run everywhere
+        pytest.skip(str(exc))
+    out = [_host(run()) for _ in range(2)]
+    assert all(np.isfinite(o).all() for o in out)
+    if key == "cnn_step":  # random labels over 10 classes: near log(10)
+        assert all(0 < o < 2 * math.log(10) for o in out), out
+    else:
+        n, c, o, hw = wl.MODES["tiny"]["conv2d"][0]
+        assert out[0].shape == (n, o, hw, hw)
+
+
+def _cnn_batch(n, hw, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, 1, hw, hw), dtype=np.float32),
+            rng.integers(0, 10, n).astype(np.int64))
+
+
+# 29x29 images: conv2's output is 25x25, and the pool drops the last row and column.
+@pytest.mark.parametrize("hw", [28, 29])
+def test_hand_cnn_matches_gradflow(device, hw):
+    params = wl.initial_cnn_params(seed=3)
+    x, t = _cnn_batch(5, hw, seed=hw)
+    # The workload's lr: Adam moves a weight whose gradient is ~0 by up to lr whatever its
+    # sign, so float32 rounding in such a gradient shows as a difference of order lr.
+    model, opt = wl.gradflow_cnn(params, device, lr=1e-3)
+    as_dev = lambda a: device.backend.asarray(a, index=device.index)  # noqa: E731
+    hand = baselines.HandCNN([as_dev(p.copy()) for p in params], device.xp, lr=1e-3)
+    hand.training = False
+    xg, tg = gf.tensor(x, device=device), gf.tensor(t, device=device)
+    xd, td = as_dev(x), as_dev(t)
+    # The first step: loss and every gradient, on the same weights and batch.
+    loss = gf.nn.functional.cross_entropy(model(xg), tg)
+    loss.backward()
+    hand_loss, grads = hand.forward_backward(xd, td)
+    np.testing.assert_allclose(_host(hand_loss), loss.item(), rtol=1e-5)
+    for p, g in zip(model.parameters(), grads):
+        assert g.shape == tuple(p.shape)
+        np.testing.assert_allclose(_host(g), p.grad.numpy(), rtol=1e-4, atol=1e-6)
+    # Then Adam updates: after three steps the parameters still agree.
+    opt.step()
+    hand.adam(grads)
+    for _ in range(2):
+        opt.zero_grad()
+        loss = gf.nn.functional.cross_entropy(model(xg), tg)
+        loss.backward()
+        opt.step()
+        np.testing.assert_allclose(_host(hand.step(xd, td)), loss.item(), rtol=1e-4)
+    for p, q in zip(model.parameters(), hand.params):
+        np.testing.assert_allclose(_host(q), p.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_hand_cnn_matches_gradflow_with_the_same_dropout_masks(device):
+    F = gf.nn.functional
+    params = wl.initial_cnn_params(seed=4)
+    n = 6
+    x, t = _cnn_batch(n, 28, seed=4)
+    rng = np.random.default_rng(4)
+    p1, p2 = 0.25, 0.5  # PyTorch's example's; the hand step takes any
+    m1 = (rng.random((n, 64, 12, 12)) >= p1).astype(np.float32) / np.float32(1 - p1)
+    m2 = (rng.random((n, 128)) >= p2).astype(np.float32) / np.float32(1 - p2)
+    # gradflow: the same network written with functional ops, each dropout a given mask.
+    ps = [gf.tensor(p, device=device, requires_grad=True) for p in params]
+    h = F.relu(F.conv2d(gf.tensor(x, device=device), ps[0], ps[1]))
+    h = F.max_pool2d(F.relu(F.conv2d(h, ps[2], ps[3])), 2) * gf.tensor(m1, device=device)
+    h = F.relu(F.linear(h.reshape(n, -1), ps[4], ps[5])) * gf.tensor(m2, device=device)
+    loss = F.cross_entropy(F.linear(h, ps[6], ps[7]), gf.tensor(t, device=device))
+    loss.backward()
+    as_dev = lambda a: device.backend.asarray(a, index=device.index)  # noqa: E731
+    hand = baselines.HandCNN([as_dev(p.copy()) for p in params], device.xp)
+    hand_loss, grads = hand.forward_backward(as_dev(x), as_dev(t), masks=(as_dev(m1),
+                                                                           as_dev(m2)))
+    np.testing.assert_allclose(_host(hand_loss), loss.item(), rtol=1e-5)
+    for p, g in zip(ps, grads):
+        np.testing.assert_allclose(_host(g), p.grad.numpy(), rtol=1e-4, atol=1e-6)
+    # Its own masks: 0 or 1/(1-p), about a fraction p of zeros, fresh each step.
+    hand.forward_backward(as_dev(x), as_dev(t))
+    a = _host(hand._mask((400, 100), 0.25, np.float32))
+    b = _host(hand._mask((400, 100), 0.25, np.float32))
+    assert set(np.unique(a)) == {0.0, np.float32(1 / 0.75)} and not (a == b).all()
+    assert abs((a == 0).mean() - 0.25) < 0.02
+    with pytest.raises(ValueError, match="w1, b1"):
+        baselines.HandCNN(params[:6], np)
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="PyTorch is not installed")
+def test_torch_cnn_matches_gradflow():
+    import torch
+    params = wl.initial_cnn_params(seed=5)
+    x, t = _cnn_batch(4, 28, seed=5)
+    model, _ = wl.gradflow_cnn(params, gf.device("cpu"))
+    model.eval()
+    loss = gf.nn.functional.cross_entropy(model(gf.tensor(x, device="cpu")),
+                                          gf.tensor(t, device="cpu"))
+    loss.backward()
+    tm = wl.torch_cnn(torch, params, torch.device("cpu")).eval()
+    tl = torch.nn.functional.cross_entropy(tm(torch.from_numpy(x)), torch.from_numpy(t))
+    tl.backward()
+    np.testing.assert_allclose(tl.item(), loss.item(), rtol=1e-5)
+    for p, q in zip(model.parameters(), tm.parameters()):
+        np.testing.assert_allclose(q.grad.numpy(), p.grad.numpy(), rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("padding, shape", [(1, (3, 5, 9, 7)), (0, (2, 4, 8, 8))])
+def test_hand_conv2d_matches_gradflow_gradients(device, padding, shape):
+    rng = np.random.default_rng(padding)
+    n, c, h, w = shape
+    xa = rng.standard_normal(shape, dtype=np.float32)
+    wa = rng.standard_normal((6, c, 3, 3), dtype=np.float32)
+    ba = rng.standard_normal(6, dtype=np.float32)
+    x, wt, b = (gf.tensor(v, device=device, requires_grad=True) for v in (xa, wa, ba))
+    y = gf.nn.functional.conv2d(x, wt, b, padding=padding)
+    ga = rng.standard_normal(y.shape, dtype=np.float32)
+    y.backward(gf.tensor(ga, device=device))
+    conv = baselines.HandConv2d(device.xp, padding=padding)
+    args = [device.backend.asarray(v, index=device.index) for v in (xa, wa, ba, ga)]
+    for _ in range(2):  # the second call reuses the first one's buffers
+        hy, gx, gw, gb = conv(*args)
+        for got, want in ((hy, y), (gx, x.grad), (gw, wt.grad), (gb, b.grad)):
+            np.testing.assert_allclose(_host(got), want.numpy(), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="does not fit"):
+        conv(args[0], args[1][:, :2], args[2], args[3])
+
+
 # --- targets and table, on made-up results (the GPU branches run here too) ------------------------
 def _fake(rows, devices=("cpu",)):
     def timings(**kw):
@@ -327,6 +460,7 @@ def test_targets_report_met_missed_and_unmeasured():
          dict(gradflow__cpu=9.0, hand__cpu=10.0, torch__cpu=10.0)),
         ("chain", "32x32", 9, dict(gradflow__cpu=1.0, torch__cpu=1.0)),
         ("matmul", "1024x1024", 3, dict(gradflow__cpu=1.04, hand__cpu=1.0)),
+        ("cnn_step", "batch 64", None, dict(gradflow__cpu=1.2, hand__cpu=1.0, torch__cpu=1.0)),
     ])
     status = {t["target"]: t["status"] for t in res["targets"]}
     assert status["CPU MLP step, batch 100: gradflow / hand-written NumPy <= 1.05"] == "met"
@@ -334,6 +468,9 @@ def test_targets_report_met_missed_and_unmeasured():
     assert status["CPU elementwise chain 32x32: gradflow per op / PyTorch per op <= 0.8"] == \
         "missed"
     assert status["CPU matmul fwd+bwd 1024x1024: gradflow / NumPy's own matmuls <= 1.05"] == "met"
+    assert status["CPU MNIST CNN step, batch 64: gradflow / PyTorch <= 1.5"] == "met"
+    assert status["CPU MNIST CNN step, batch 64: gradflow / hand-written NumPy im2col <= 1.05"] \
+        == "missed"
     gpu = [t for t in res["targets"] if t["target"].startswith("GPU")]
     assert gpu and all(t["status"] == "unmeasured" and t["value"] is None for t in gpu)
 
@@ -502,3 +639,21 @@ def test_blocked_adam_leaves_non_contiguous_arrays_to_the_plain_passes():
     fn.adam_update(expect, g, m2, v2, None, **kw)
     np.testing.assert_array_equal(p, expect)
     assert np.abs(p - before).min() > 0  # the view itself was updated, every element
+
+
+def test_the_benchmarks_cnn_is_the_mnist_examples():
+    # The bench times the model `examples/train_mnist.py --model cnn` trains: same parameters.
+    spec = importlib.util.spec_from_file_location(
+        "train_mnist", Path(__file__).resolve().parents[1] / "examples" / "train_mnist.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    shapes = [tuple(p.shape) for p in example.Net().parameters()]
+    assert shapes == [tuple(s) for s in wl.CNN_SHAPES]
+    model, _ = wl.gradflow_cnn(wl.initial_cnn_params(), gf.device("cpu"))
+    x = gf.randn(2, 1, 28, 28)
+    net = example.Net()
+    net.load_state_dict(dict(zip(net.state_dict(), (p.data for p in model.parameters()))))
+    model.eval(), net.eval()
+    # the example normalises its input as PyTorch's example does; the bench times the network
+    normalised = (x - example.MNIST_MEAN) / example.MNIST_STD
+    np.testing.assert_allclose(net(x).numpy(), model(normalised).numpy(), rtol=1e-5, atol=1e-6)

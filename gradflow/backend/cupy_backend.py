@@ -108,4 +108,10 @@ def free_memory_pool(index: int = 0) -> None:
         cupy.get_default_memory_pool().free_all_blocks()
 
 
+def conv_kernels():
+    """None: on a GPU gradflow.ops.conv runs its CuPy code (each tap's slice of the whole batch
+    is one kernel launch, and cuBLAS does the products)."""
+    return None
+
+
 from .fused_cupy import adam_update, sgd_update, rmsprop_update  # noqa: E402,F401  (optimizers)

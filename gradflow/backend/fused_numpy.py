@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["adam_update", "sgd_update", "rmsprop_update", "fused_cpu_impl"]
+__all__ = ["adam_update", "sgd_update", "rmsprop_update", "fused_cpu_impl", "conv_kernels"]
 
 _IMPLS = ("numpy", "numba")
 _IMPL = "numpy"
@@ -124,6 +124,20 @@ def _numba():
             return None
         _nb = fused_numba
     return _nb
+
+
+def conv_kernels():
+    """The compiled convolution and pooling loops (`conv_numba`) where Numba is the CPU's
+    fused implementation, else None: gradflow.ops.conv then runs its NumPy code.
+
+    Example:
+        >>> conv_kernels() is None or hasattr(conv_kernels(), "im2col")
+        True
+    """
+    if _IMPL != "numba" or _numba() is None:
+        return None
+    from . import conv_numba  # imported with Numba itself: the same install
+    return conv_numba
 
 
 _env_impl = os.environ.get("GRADFLOW_FUSED_CPU", "").strip()

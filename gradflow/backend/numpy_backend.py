@@ -100,3 +100,4 @@ def free_memory_pool(index: int = 0) -> None:
 
 
 from .fused_numpy import adam_update, sgd_update, rmsprop_update  # noqa: E402,F401  (optimizers)
+from .fused_numpy import conv_kernels  # noqa: E402,F401  (gradflow.ops.conv)

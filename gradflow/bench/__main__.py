@@ -21,7 +21,8 @@ def main(argv=None) -> int:
     ap.add_argument("--device", action="append", metavar="DEV",
                     help="a device to measure (repeatable; default: cpu, and cuda if present)")
     ap.add_argument("--only", action="append", metavar="KEY",
-                    choices=["chain", "reductions", "matmul", "mlp_step", "mnist_epoch"],
+                    choices=["chain", "reductions", "matmul", "mlp_step", "mnist_epoch",
+                             "cnn_step", "conv2d"],
                     help="run only this workload family (repeatable)")
     ap.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     ap.add_argument("--no-hand", action="store_true", help="leave the hand-written baseline out")

@@ -128,7 +128,7 @@ def run(mode: str = "quick", devices=None, impls=("gradflow", "hand", "torch"),
         devices: device names or Devices to measure (default: cpu, and cuda when present).
         impls: contenders: any of 'gradflow', 'hand' (hand-written NumPy/CuPy), 'torch'.
         only: workload keys to run ('chain', 'reductions', 'matmul', 'mlp_step',
-            'mnist_epoch'); default all.
+            'mnist_epoch', 'cnn_step', 'conv2d'); default all.
         rounds, round_s: timing rounds per contender and seconds per round (mode defaults).
         blocks: how many times the local and PyTorch blocks alternate (rounds are split
             between them).
@@ -325,6 +325,11 @@ def targets(result: dict) -> list[dict]:
         if r["workload"] == "matmul" and int(r["size"].split("x")[0]) >= 1024:
             add(f"CPU matmul fwd+bwd {r['size']}: gradflow / NumPy's own matmuls <= 1.05",
                 ratio(r, "gradflow/cpu", "hand/cpu"), 1.05)
+    cnn = find("cnn_step", "batch 64")
+    add("CPU MNIST CNN step, batch 64: gradflow / PyTorch <= 1.5",
+        ratio(cnn, "gradflow/cpu", "torch/cpu"), 1.5)
+    add("CPU MNIST CNN step, batch 64: gradflow / hand-written NumPy im2col <= 1.05",
+        ratio(cnn, "gradflow/cpu", "hand/cpu"), 1.05)
     gpu = next((d for d in result["devices"] if d != "cpu"), None)
     no_gpu = "no GPU measured in this run"
     mm = find("matmul", "4096x4096")

@@ -7,10 +7,12 @@ around it measures the computation and not just its queueing. Contenders:
 
 - "gradflow": the library, as a user writes it.
 - "hand": the same computation without autograd, written by hand on the device's own array
-  module (NumPy on the CPU, CuPy on a GPU): the floor for a NumPy/CuPy-backed library.
+  module (NumPy on the CPU, CuPy on a GPU): the floor for a NumPy/CuPy-backed library (for
+  the convolutions: im2col and one GEMM per product, see `baselines.HandCNN`).
 - "torch": PyTorch, when installed (and for a GPU, when built with CUDA).
 
-Every contender of a workload starts from the same data and, for the MLP, the same weights.
+Every contender of a workload starts from the same data and, for the MLP and the CNN, the same
+weights.
 A contender that cannot run raises `Unavailable` with the reason (the pytest suite skips with it,
 the report records it).
 """
@@ -23,26 +25,37 @@ from typing import Callable
 
 import gradflow as gf
 from gradflow import backend as B
-from .baselines import CHAIN_OPS, HandMLP, hand_chain, hand_reductions
+from .baselines import (CHAIN_OPS, HandCNN, HandConv2d, HandMLP, hand_chain,
+                        hand_reductions)
 
 __all__ = ["Workload", "Unavailable", "MODES", "IMPLS", "workloads", "chain_expr", "MLP_SIZES",
-           "torch_or_none"]
+           "CNN_SHAPES", "CONV2D_SIZE", "torch_or_none"]
 
 IMPLS = ("gradflow", "hand", "torch")
 
 MLP_SIZES = [784, 1000, 1000, 10]
 
+# The CNN of `examples/train_mnist.py --model cnn`: PyTorch's MNIST example network
+# (examples/mnist/main.py) without its two dropout layers, as the example trains it. Its
+# parameters' shapes, in the order of model.parameters(): conv 1->32 3x3, ReLU, conv 32->64 3x3,
+# ReLU, max-pool 2, flatten (64*12*12 = 9216), linear 9216->128, ReLU, linear 128->10.
+CNN_SHAPES = [(32, 1, 3, 3), (32,), (64, 32, 3, 3), (64,), (128, 9216), (128,), (10, 128), (10,)]
+
+# The conv2d workload: (batch, in channels, out channels, height = width), 3x3, padding 1.
+CONV2D_SIZE = (32, 64, 64, 56)
+
 # Problem sizes and timing effort of each mode. "tiny" exists for the test suite: every workload
 # and contender runs, in a few seconds, on small problems.
 MODES: dict[str, dict] = {
     "tiny": dict(chain=[32, 64], reductions=[64], matmul=[64, 128], mlp_sizes=[784, 64, 64, 10],
-                 mlp_batches=[32], epoch_samples=400, rounds=2, round_s=0.005),
+                 mlp_batches=[32], epoch_samples=400, cnn_batches=[4], conv2d=[(2, 8, 8, 10)],
+                 rounds=2, round_s=0.005),
     "quick": dict(chain=[32, 1024], reductions=[256, 1024], matmul=[256, 1024],
-                  mlp_sizes=MLP_SIZES, mlp_batches=[100], epoch_samples=None, rounds=7,
-                  round_s=0.1),
+                  mlp_sizes=MLP_SIZES, mlp_batches=[100], epoch_samples=None, cnn_batches=[64],
+                  conv2d=[CONV2D_SIZE], rounds=7, round_s=0.1),
     "full": dict(chain=[32, 4096], reductions=[256, 4096], matmul=[256, 1024, 4096],
                  mlp_sizes=MLP_SIZES, mlp_batches=[32, 100, 1024], epoch_samples=None,
-                 rounds=10, round_s=0.25),
+                 cnn_batches=[64], conv2d=[CONV2D_SIZE], rounds=10, round_s=0.25),
 }
 
 
@@ -80,7 +93,8 @@ class Workload:
     """One benchmark problem at one size, with a builder per contender.
 
     Attributes:
-        key: the family ('chain', 'reductions', 'matmul', 'mlp_step', 'mnist_epoch').
+        key: the family ('chain', 'reductions', 'matmul', 'mlp_step', 'mnist_epoch',
+            'cnn_step', 'conv2d').
         title: a readable name of the family.
         size: the problem size, as shown in tables ('32x32', 'batch 100').
         ops: ops per iteration, for per-op figures (None where that means nothing).
@@ -251,14 +265,23 @@ def initial_mlp_params(sizes, seed: int = 0):
 
 def gradflow_mlp(sizes, params, dev, lr: float = 1e-3):
     """A gradflow MLP holding copies of `params`, and its Adam optimizer."""
-    model = gf.nn.MLP(sizes, device=dev)
+    model = _load(gf.nn.MLP(sizes, device=dev), params, dev, "gradflow_mlp")
+    return model, gf.optim.Adam(model.parameters(), lr=lr)
+
+
+def _load(model, params, dev, who):
+    """Copy the host arrays `params` into `model`'s parameters, in order; returns model."""
+    ps = list(model.parameters())
+    if len(ps) != len(params):
+        raise ValueError(f"{who}: the model has {len(ps)} parameters, {len(params)} initial "
+                         "values were given")
     with gf.no_grad():
-        for p, v in zip(model.parameters(), params):
+        for p, v in zip(ps, params):
             if tuple(p.shape) != v.shape:
-                raise ValueError(f"gradflow_mlp: parameter of shape {p.shape} cannot take an "
+                raise ValueError(f"{who}: parameter of shape {p.shape} cannot take an "
                                  f"initial value of shape {v.shape}")
             p.data[...] = dev.backend.asarray(v, index=dev.index)
-    return model, gf.optim.Adam(model.parameters(), lr=lr)
+    return model
 
 
 def torch_mlp(torch, sizes, params, tdev):
@@ -420,6 +443,133 @@ def _mnist_epoch(sizes, samples: int | None, batch: int = 100) -> Workload:
                     {"gradflow": gradflow_, "hand": hand, "torch": torch_})
 
 
+# --- CNN training (PyTorch's MNIST example) ------------------------------------------------------
+def initial_cnn_params(seed: int = 0, shapes=CNN_SHAPES):
+    """Host float32 arrays [w1, b1, w2, b2, w3, b3, w4, b4] of the MNIST example CNN, drawn like
+    PyTorch's default initialisation of nn.Conv2d and nn.Linear: uniform in +-1/sqrt(fan_in),
+    fan_in = in_channels * kh * kw for a convolution, in_features for a linear layer; each
+    bias with the fan_in of its weight."""
+    rng = _host_rng(seed)
+    params = []
+    for w_shape, b_shape in zip(shapes[0::2], shapes[1::2]):
+        fan_in = 1
+        for d in w_shape[1:]:
+            fan_in *= d
+        bound = 1.0 / fan_in ** 0.5
+        params.append(rng.uniform(-bound, bound, w_shape).astype("float32"))
+        params.append(rng.uniform(-bound, bound, b_shape).astype("float32"))
+    return params
+
+
+def gradflow_cnn(params, dev, lr: float = 1e-3):
+    """The MNIST example CNN in gradflow's modules, holding copies of `params`, and its Adam."""
+    nn = gf.nn
+    (o1, c0, k1, _), _, (o2, c1, k2, _), _, (f1, flat), _, (f2, _), _ = (p.shape for p in params)
+    model = nn.Sequential(
+        nn.Conv2d(c0, o1, k1, device=dev), nn.ReLU(), nn.Conv2d(c1, o2, k2, device=dev),
+        nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(flat, f1, device=dev), nn.ReLU(),
+        nn.Linear(f1, f2, device=dev))
+    model = _load(model, params, dev, "gradflow_cnn")
+    return model, gf.optim.Adam(model.parameters(), lr=lr)
+
+
+def torch_cnn(torch, params, tdev):
+    """The same CNN in PyTorch (torch.nn, as in its MNIST example), holding copies of
+    `params`."""
+    nn = torch.nn
+    (o1, c0, k1, _), _, (o2, c1, k2, _), _, (f1, flat), _, (f2, _), _ = (p.shape for p in params)
+    model = nn.Sequential(
+        nn.Conv2d(c0, o1, k1), nn.ReLU(), nn.Conv2d(c1, o2, k2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(flat, f1), nn.ReLU(), nn.Linear(f1, f2)).to(tdev)
+    with torch.no_grad():
+        for p, v in zip(model.parameters(), params):
+            p.copy_(torch.from_numpy(v))
+    return model
+
+
+def _image_batches(batch: int, shape=(1, 28, 28), classes: int = 10, count: int = 8,
+                   seed: int = 0):
+    # As _batches: random images (MNIST-sized) with random labels, cycled.
+    rng = _host_rng(seed + 7 * batch)
+    xs = [rng.standard_normal((batch,) + tuple(shape), dtype="float32") for _ in range(count)]
+    ts = [rng.integers(0, classes, batch).astype("int64") for _ in range(count)]
+    return xs, ts
+
+
+def _cnn_step(batch: int) -> Workload:
+    params = initial_cnn_params()
+    xs, ts = _image_batches(batch)
+
+    def gradflow_(dev):
+        model, opt = gradflow_cnn(params, dev)
+        data = [(gf.tensor(x, device=dev), gf.tensor(t, device=dev)) for x, t in zip(xs, ts)]
+        return _training_step(model, opt, gf.nn.functional.cross_entropy, data,
+                              dev.synchronize)
+
+    def hand(dev):
+        # Copies: HandCNN updates its arrays in place, and on the CPU asarray would share them.
+        cnn = HandCNN([dev.backend.asarray(p.copy(), index=dev.index) for p in params], dev.xp,
+                      dropout=(0.0, 0.0))
+        data = [(dev.backend.asarray(x, index=dev.index), dev.backend.asarray(t, index=dev.index))
+                for x, t in zip(xs, ts)]
+        it = [0]
+
+        def run():
+            x, t = data[it[0] % len(data)]
+            it[0] += 1
+            loss = cnn.step(x, t)
+            dev.synchronize()
+            return loss
+        return run
+
+    def torch_(dev):
+        torch, tdev, sync = _torch_device(dev)
+        model = torch_cnn(torch, params, tdev)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)  # PyTorch's default Adam
+        data = [(torch.from_numpy(x).to(tdev), torch.from_numpy(t).to(tdev))
+                for x, t in zip(xs, ts)]
+        return _training_step(model, opt, torch.nn.functional.cross_entropy, data, sync)
+
+    return Workload("cnn_step", "MNIST CNN + Adam step", f"batch {batch}", None,
+                    {"gradflow": gradflow_, "hand": hand, "torch": torch_})
+
+
+# --- a convolution alone -------------------------------------------------------------------------
+def _conv2d(n: int, c: int, o: int, hw: int) -> Workload:
+    rng = _host_rng(n * 1000 + hw)
+    bound = 1.0 / (c * 9) ** 0.5  # nn.Conv2d's default initialisation
+    xa = rng.standard_normal((n, c, hw, hw), dtype="float32")
+    wa = rng.uniform(-bound, bound, (o, c, 3, 3)).astype("float32")
+    ba = rng.uniform(-bound, bound, (o,)).astype("float32")
+    ga = rng.standard_normal((n, o, hw, hw), dtype="float32")  # the output's gradient
+
+    def gradflow_(dev):
+        conv = gf.nn.functional.conv2d
+        leaves = [gf.tensor(v, device=dev, requires_grad=True) for v in (xa, wa, ba)]
+        return _forward_backward(lambda x, w, b: conv(x, w, b, padding=1), leaves,
+                                 dev.synchronize, gf.tensor(ga, device=dev))
+
+    def hand(dev):
+        conv = HandConv2d(dev.xp, padding=1)
+        x, w, b, g = (dev.backend.asarray(v, index=dev.index) for v in (xa, wa, ba, ga))
+
+        def run():
+            y = conv(x, w, b, g)[0]
+            dev.synchronize()
+            return y
+        return run
+
+    def torch_(dev):
+        torch, tdev, sync = _torch_device(dev)
+        conv = torch.nn.functional.conv2d
+        leaves = [torch.tensor(v, device=tdev, requires_grad=True) for v in (xa, wa, ba)]
+        return _forward_backward(lambda x, w, b: conv(x, w, b, padding=1), leaves, sync,
+                                 torch.tensor(ga, device=tdev))
+
+    return Workload("conv2d", "conv2d 3x3 pad 1 fwd+bwd", f"batch {n}, {c}->{o}, {hw}x{hw}",
+                    None, {"gradflow": gradflow_, "hand": hand, "torch": torch_})
+
+
 def workloads(mode: str = "quick") -> list[Workload]:
     """Every workload of `mode` ('tiny', 'quick' or 'full'), in report order.
 
@@ -434,4 +584,6 @@ def workloads(mode: str = "quick") -> list[Workload]:
     out += [_matmul(n) for n in m["matmul"]]
     out += [_mlp_step(m["mlp_sizes"], b) for b in m["mlp_batches"]]
     out.append(_mnist_epoch(m["mlp_sizes"], m["epoch_samples"]))
+    out += [_cnn_step(b) for b in m["cnn_batches"]]
+    out += [_conv2d(*size) for size in m["conv2d"]]
     return out

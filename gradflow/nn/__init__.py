@@ -9,12 +9,14 @@ from . import functional, init
 from .module import Module, Parameter, StateDictError, IncompatibleKeys
 from .layers import Linear, Sequential, ModuleList, MLP, Flatten, Dropout
 from .activations import ReLU, Tanh, Sigmoid, GELU, LeakyReLU, Softmax, LogSoftmax, Identity
-from .norm import LayerNorm, BatchNorm1d
+from .norm import LayerNorm, BatchNorm1d, BatchNorm2d
+from .conv import Conv2d, MaxPool2d, AvgPool2d
 from .loss import CrossEntropyLoss, NLLLoss, MSELoss, BCEWithLogitsLoss
 
 __all__ = [
     "functional", "init", "Module", "Parameter", "StateDictError", "IncompatibleKeys", "Linear",
     "Sequential", "ModuleList", "MLP", "Flatten", "Dropout", "ReLU", "Tanh", "Sigmoid", "GELU",
-    "LeakyReLU", "Softmax", "LogSoftmax", "Identity", "LayerNorm", "BatchNorm1d",
+    "LeakyReLU", "Softmax", "LogSoftmax", "Identity", "LayerNorm", "BatchNorm1d", "BatchNorm2d",
+    "Conv2d", "MaxPool2d", "AvgPool2d",
     "CrossEntropyLoss", "NLLLoss", "MSELoss", "BCEWithLogitsLoss",
 ]

@@ -6,6 +6,7 @@ so their gradients (of any order) come from the primitives' rules.
 from __future__ import annotations
 
 from ..autograd import no_grad
+from ..ops.conv import avg_pool2d, conv2d, max_pool2d, pad
 from ..ops.elementwise import gelu, leaky_relu, relu, sigmoid, sqrt, tanh
 from ..ops.indexing import GetItem
 from ..ops.nn import (
@@ -18,7 +19,7 @@ from ..tensor import Tensor
 __all__ = [
     "linear", "relu", "leaky_relu", "gelu", "tanh", "sigmoid", "softmax", "log_softmax",
     "dropout", "cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy_with_logits",
-    "layer_norm", "batch_norm",
+    "layer_norm", "batch_norm", "conv2d", "max_pool2d", "avg_pool2d", "pad",
 ]
 
 
@@ -112,25 +113,36 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
                weight: Tensor | None = None, bias: Tensor | None = None,
                training: bool = False, momentum: float = 0.1,
                eps: float = 1e-5) -> Tensor:
-    """Batch normalisation over dims (0, 2, ...) for input (N, C) or (N, C, L).
+    """Batch normalisation per channel (dim 1) over all other dims, for input (N, C, *).
 
-    In training (or without running statistics) the batch's mean and biased variance normalise;
-    the running statistics, when given, are updated in place with the unbiased variance:
-    running = (1 - momentum) running + momentum batch (BatchNorm1d passes momentum = 1/k at
-    the k-th batch for its cumulative-average mode, as a 0-d array on x's device, so that the
+    (N, C), (N, C, L) and (N, C, H, W) are BatchNorm1d's and BatchNorm2d's inputs. In training
+    (or without running statistics) the batch's mean and biased variance normalise; the running
+    statistics, when given, are updated in place with the unbiased variance:
+    running = (1 - momentum) running + momentum batch (the modules pass momentum = 1/k at the
+    k-th batch for their cumulative-average mode, as a 0-d array on x's device, so that the
     batch count is never read back from a GPU). In eval they normalise instead.
+
+    Args:
+        x: input of shape (N, C, *).
+        running_mean, running_var: (C,) buffers, or None to always use batch statistics.
+        weight, bias: (C,) affine parameters, or None.
+        training: normalise with the batch statistics and update the running ones.
+        momentum: weight of the new batch in the running statistics.
+        eps: added to the variance.
+
+    Returns:
+        A Tensor of x's shape.
 
     Example:
         >>> y = gf.nn.functional.batch_norm(gf.randn(32, 4), None, None, training=True)
+        >>> y = gf.nn.functional.batch_norm(gf.randn(8, 3, 5, 5), None, None, training=True)
     """
-    if x.ndim not in (2, 3):
-        raise ValueError(f"batch_norm: expected input of shape (N, C) or (N, C, L), got "
-                         f"{x.shape}")
-    axes = (0,) if x.ndim == 2 else (0, 2)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C, *), got {x.shape}")
     c = x.shape[1]
-    bshape = (1, c) if x.ndim == 2 else (1, c, 1)
-    use_batch = training or running_mean is None or running_var is None
-    if use_batch:
+    axes = (0,) + tuple(range(2, x.ndim))
+    bshape = (1, c) + (1,) * (x.ndim - 2)
+    if training or running_mean is None or running_var is None:
         n = x.size // max(c, 1)
         if n <= 1:
             raise ValueError(f"batch_norm: training needs more than one value per channel, got "

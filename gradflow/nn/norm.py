@@ -1,4 +1,4 @@
-"""Normalisation layers: LayerNorm and BatchNorm1d (with running statistics)."""
+"""Normalisation layers: LayerNorm, BatchNorm1d and BatchNorm2d (with running statistics)."""
 from __future__ import annotations
 
 from .. import backend as B
@@ -7,7 +7,7 @@ from . import functional as F
 from . import init
 from .module import Module, Parameter
 
-__all__ = ["LayerNorm", "BatchNorm1d"]
+__all__ = ["LayerNorm", "BatchNorm1d", "BatchNorm2d"]
 
 
 def _param(shape, fill, device, dtype):
@@ -70,38 +70,27 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine}")
 
 
-class BatchNorm1d(Module):
-    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C.
+class _BatchNorm(Module):
+    """Batch normalisation per channel C, shared by BatchNorm1d and BatchNorm2d.
 
-    Training mode normalises with the batch's statistics and updates the running ones
-    (running = (1 - momentum) running + momentum batch, the variance unbiased); eval mode
-    normalises with the running statistics. Same semantics and defaults as PyTorch.
-
-    Args:
-        num_features: C.
-        eps: added to the variance.
-        momentum: weight of the new batch in the running statistics; None keeps a cumulative
-            average over all batches seen.
-        affine: learn weight (ones) and bias (zeros).
-        track_running_stats: keep running_mean, running_var and num_batches_tracked buffers
-            (False: always use batch statistics).
-        device, dtype: where and in what dtype parameters and buffers are made.
-
-    Example:
-        >>> bn = gf.nn.BatchNorm1d(4)
-        >>> y = bn(gf.randn(32, 4))       # training: batch statistics
-        >>> y = bn.eval()(gf.randn(2, 4))  # eval: running statistics
+    A subclass names the input ranks it accepts (_ndims), its expected shapes with {c} for C
+    (_shapes) and its name for messages (_name); the statistics are F.batch_norm's.
     """
+
+    _ndims: tuple = ()
+    _shapes: str = ""
+    _name: str = "_BatchNorm"
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
                  device=None, dtype=None) -> None:
         super().__init__()
         if not isinstance(num_features, int) or num_features <= 0:
-            raise ValueError(f"BatchNorm1d: num_features must be a positive int, got "
+            raise ValueError(f"{self._name}: num_features must be a positive int, got "
                              f"{num_features!r}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1] or None, got {momentum!r}")
+            raise ValueError(f"{self._name}: momentum must be in [0, 1] or None, got "
+                             f"{momentum!r}")
         self.num_features = num_features
         self.eps = float(eps)
         self.momentum = momentum
@@ -132,11 +121,17 @@ class BatchNorm1d(Module):
                 self.running_var.data[...] = 1
                 self.num_batches_tracked.data[...] = 0
 
+    def reset_parameters(self) -> None:
+        """Running statistics reset; weight to ones, bias to zeros (as PyTorch's)."""
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            init.zeros_(self.bias)
+
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchNorm1d({self.num_features}): expected input of shape "
-                             f"(N, {self.num_features}) or (N, {self.num_features}, L), got "
-                             f"{x.shape}")
+        if x.ndim not in self._ndims or x.shape[1] != self.num_features:
+            raise ValueError(f"{self._name}({self.num_features}): expected input of shape "
+                             f"{self._shapes.format(c=self.num_features)}, got {x.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             count = self.num_batches_tracked
@@ -153,3 +148,59 @@ class BatchNorm1d(Module):
     def extra_repr(self) -> str:
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C.
+
+    Training mode normalises with the batch's statistics and updates the running ones
+    (running = (1 - momentum) running + momentum batch, the variance unbiased); eval mode
+    normalises with the running statistics. Same semantics and defaults as PyTorch.
+
+    Args:
+        num_features: C.
+        eps: added to the variance.
+        momentum: weight of the new batch in the running statistics; None keeps a cumulative
+            average over all batches seen.
+        affine: learn weight (ones) and bias (zeros).
+        track_running_stats: keep running_mean, running_var and num_batches_tracked buffers
+            (False: always use batch statistics).
+        device, dtype: where and in what dtype parameters and buffers are made.
+
+    Example:
+        >>> bn = gf.nn.BatchNorm1d(4)
+        >>> y = bn(gf.randn(32, 4))       # training: batch statistics
+        >>> y = bn.eval()(gf.randn(2, 4))  # eval: running statistics
+    """
+
+    _ndims = (2, 3)
+    _shapes = "(N, {c}) or (N, {c}, L)"
+    _name = "BatchNorm1d"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs, per channel C over N, H and W.
+
+    Training mode normalises with the batch's statistics and updates the running ones
+    (running = (1 - momentum) running + momentum batch, the variance unbiased); eval mode
+    normalises with the running statistics. Same semantics and defaults as PyTorch.
+
+    Args:
+        num_features: C.
+        eps: added to the variance.
+        momentum: weight of the new batch in the running statistics; None keeps a cumulative
+            average over all batches seen.
+        affine: learn weight (ones) and bias (zeros).
+        track_running_stats: keep running_mean, running_var and num_batches_tracked buffers
+            (False: always use batch statistics).
+        device, dtype: where and in what dtype parameters and buffers are made.
+
+    Example:
+        >>> bn = gf.nn.BatchNorm2d(3)
+        >>> y = bn(gf.randn(8, 3, 32, 32))          # training: batch statistics
+        >>> y = bn.eval()(gf.randn(1, 3, 32, 32))  # eval: running statistics
+    """
+
+    _ndims = (4,)
+    _shapes = "(N, {c}, H, W)"
+    _name = "BatchNorm2d"

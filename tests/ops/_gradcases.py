@@ -26,6 +26,8 @@ from hypothesis.extra import numpy as hnp
 import gradflow as gf
 from gradflow.backend import Device, numpy_backend
 
+from _convcases import conv_cases, conv_composites
+
 MAX_DIMS = 3
 MAX_SIDE = 3
 
@@ -315,6 +317,8 @@ CASES: dict[str, Case] = {
     "CrossEntropy": Case(_cross_entropy, cross_entropy_case(), ("any",)),
     "BinaryCrossEntropyWithLogits": Case(_bce, bce_case(), ("any",)),
     "Dropout": Case(_dropout, unary(), ("any",)),
+    # convolution and pooling (their geometry strategies are in _convcases.py)
+    **conv_cases(Case),
 }
 
 
@@ -413,6 +417,7 @@ COMPOSITES: dict[str, Case] = {
     "mse_loss": Case(_mse, binary(min_side=1).map(lambda c: ((c[0][0], c[0][0]), {})).flatmap(
         lambda c: st.sampled_from(["mean", "sum", "none"]).map(
             lambda r: (c[0], {"reduction": r}))), ("any", "any")),
+    **conv_composites(Case),
 }
 
 
