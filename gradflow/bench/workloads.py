@@ -324,6 +324,24 @@ def _training_step(model, opt, loss_fn, data, sync):
     return run
 
 
+def _hand_training_step(cls, params, xs, ts, dev, **options):
+    """A step of the hand-written model `cls` (HandMLP, HandCNN) on the cycled batches."""
+    # Copies: the hand models update their arrays in place, and on the CPU asarray would share.
+    model = cls([dev.backend.asarray(p.copy(), index=dev.index) for p in params], dev.xp,
+                **options)
+    data = [(dev.backend.asarray(x, index=dev.index), dev.backend.asarray(t, index=dev.index))
+            for x, t in zip(xs, ts)]
+    it = [0]
+
+    def run():
+        x, t = data[it[0] % len(data)]
+        it[0] += 1
+        loss = model.step(x, t)
+        dev.synchronize()
+        return loss
+    return run
+
+
 def _mlp_step(sizes, batch: int) -> Workload:
     params = initial_mlp_params(sizes)
     xs, ts = _batches(sizes, batch)
@@ -336,19 +354,7 @@ def _mlp_step(sizes, batch: int) -> Workload:
                               dev.synchronize)
 
     def hand(dev):
-        # Copies: HandMLP updates its arrays in place, and on the CPU asarray would share them.
-        mlp = HandMLP([dev.backend.asarray(p.copy(), index=dev.index) for p in params], dev.xp)
-        data = [(dev.backend.asarray(x, index=dev.index), dev.backend.asarray(t, index=dev.index))
-                for x, t in zip(xs, ts)]
-        it = [0]
-
-        def run():
-            x, t = data[it[0] % len(data)]
-            it[0] += 1
-            loss = mlp.step(x, t)
-            dev.synchronize()
-            return loss
-        return run
+        return _hand_training_step(HandMLP, params, xs, ts, dev)
 
     def torch_(dev):
         torch, tdev, sync = _torch_device(dev)
@@ -507,20 +513,7 @@ def _cnn_step(batch: int) -> Workload:
                               dev.synchronize)
 
     def hand(dev):
-        # Copies: HandCNN updates its arrays in place, and on the CPU asarray would share them.
-        cnn = HandCNN([dev.backend.asarray(p.copy(), index=dev.index) for p in params], dev.xp,
-                      dropout=(0.0, 0.0))
-        data = [(dev.backend.asarray(x, index=dev.index), dev.backend.asarray(t, index=dev.index))
-                for x, t in zip(xs, ts)]
-        it = [0]
-
-        def run():
-            x, t = data[it[0] % len(data)]
-            it[0] += 1
-            loss = cnn.step(x, t)
-            dev.synchronize()
-            return loss
-        return run
+        return _hand_training_step(HandCNN, params, xs, ts, dev, dropout=(0.0, 0.0))
 
     def torch_(dev):
         torch, tdev, sync = _torch_device(dev)

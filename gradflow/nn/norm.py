@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import backend as B
+from ..ops._util import doc
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -74,22 +75,21 @@ class _BatchNorm(Module):
     """Batch normalisation per channel C, shared by BatchNorm1d and BatchNorm2d.
 
     A subclass names the input ranks it accepts (_ndims), its expected shapes with {c} for C
-    (_shapes) and its name for messages (_name); the statistics are F.batch_norm's.
+    (_shapes); messages name the class. The statistics are F.batch_norm's.
     """
 
     _ndims: tuple = ()
     _shapes: str = ""
-    _name: str = "_BatchNorm"
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
                  device=None, dtype=None) -> None:
         super().__init__()
         if not isinstance(num_features, int) or num_features <= 0:
-            raise ValueError(f"{self._name}: num_features must be a positive int, got "
+            raise ValueError(f"{type(self).__name__}: num_features must be a positive int, got "
                              f"{num_features!r}")
         if momentum is not None and not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"{self._name}: momentum must be in [0, 1] or None, got "
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1] or None, got "
                              f"{momentum!r}")
         self.num_features = num_features
         self.eps = float(eps)
@@ -130,7 +130,7 @@ class _BatchNorm(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self._ndims or x.shape[1] != self.num_features:
-            raise ValueError(f"{self._name}({self.num_features}): expected input of shape "
+            raise ValueError(f"{type(self).__name__}({self.num_features}): expected input of shape "
                              f"{self._shapes.format(c=self.num_features)}, got {x.shape}")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
@@ -150,8 +150,7 @@ class _BatchNorm(Module):
                 f"affine={self.affine}, track_running_stats={self.track_running_stats}")
 
 
-class BatchNorm1d(_BatchNorm):
-    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C.
+_BATCH_NORM_DOC = """Batch normalisation of {inputs} inputs, per channel C{over}.
 
     Training mode normalises with the batch's statistics and updates the running ones
     (running = (1 - momentum) running + momentum batch, the variance unbiased); eval mode
@@ -168,39 +167,23 @@ class BatchNorm1d(_BatchNorm):
         device, dtype: where and in what dtype parameters and buffers are made.
 
     Example:
-        >>> bn = gf.nn.BatchNorm1d(4)
-        >>> y = bn(gf.randn(32, 4))       # training: batch statistics
-        >>> y = bn.eval()(gf.randn(2, 4))  # eval: running statistics
+        {example}
     """
 
+
+@doc(_BATCH_NORM_DOC, inputs="(N, C) or (N, C, L)", over="",
+     example=">>> bn = gf.nn.BatchNorm1d(4)\n"
+             ">>> y = bn(gf.randn(32, 4))       # training: batch statistics\n"
+             ">>> y = bn.eval()(gf.randn(2, 4))  # eval: running statistics")
+class BatchNorm1d(_BatchNorm):
     _ndims = (2, 3)
     _shapes = "(N, {c}) or (N, {c}, L)"
-    _name = "BatchNorm1d"
 
 
+@doc(_BATCH_NORM_DOC, inputs="(N, C, H, W)", over=" over N, H and W",
+     example=">>> bn = gf.nn.BatchNorm2d(3)\n"
+             ">>> y = bn(gf.randn(8, 3, 32, 32))          # training: batch statistics\n"
+             ">>> y = bn.eval()(gf.randn(1, 3, 32, 32))  # eval: running statistics")
 class BatchNorm2d(_BatchNorm):
-    """Batch normalisation of (N, C, H, W) inputs, per channel C over N, H and W.
-
-    Training mode normalises with the batch's statistics and updates the running ones
-    (running = (1 - momentum) running + momentum batch, the variance unbiased); eval mode
-    normalises with the running statistics. Same semantics and defaults as PyTorch.
-
-    Args:
-        num_features: C.
-        eps: added to the variance.
-        momentum: weight of the new batch in the running statistics; None keeps a cumulative
-            average over all batches seen.
-        affine: learn weight (ones) and bias (zeros).
-        track_running_stats: keep running_mean, running_var and num_batches_tracked buffers
-            (False: always use batch statistics).
-        device, dtype: where and in what dtype parameters and buffers are made.
-
-    Example:
-        >>> bn = gf.nn.BatchNorm2d(3)
-        >>> y = bn(gf.randn(8, 3, 32, 32))          # training: batch statistics
-        >>> y = bn.eval()(gf.randn(1, 3, 32, 32))  # eval: running statistics
-    """
-
     _ndims = (4,)
     _shapes = "(N, {c}, H, W)"
-    _name = "BatchNorm2d"
