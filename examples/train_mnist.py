@@ -22,6 +22,15 @@ resume from.
     python examples/train_mnist.py --dataset mnist-sample --epochs 5 --hidden 256,256
     python examples/train_mnist.py --model cnn --epochs 3       # PyTorch's MNIST CNN
     python examples/train_mnist.py --epochs 20 --resume runs/train_mnist/checkpoint.gf
+    mpiexec -n 2 python examples/train_mnist.py                 # data-parallel on 2 processes
+
+Data-parallel: started by `mpiexec -n N` (or `srun`), each process trains a copy of the model
+wrapped in DistributedDataParallel on its own share of every batch: --batch-size stays the
+global batch, split evenly across the ranks, and a DistributedSampler gives each rank its share
+of the data set. Gradients are averaged after each backward, so the ranks make the update one
+process would make with the whole batch. Rank 0 alone prints, writes checkpoints and plots; the
+test set is split across the ranks and the accuracy summed. GPUs take the NCCL backend
+(GRADFLOW_DEVICE=cuda: rank r on GPU r), the CPU MPI.
 
 Data: `--dataset mnist` looks for the files on disk (GRADFLOW_DATA, ~/.cache/gradflow/mnist, or
 --data-root) and downloads them when it can; with neither, it says so in one line and trains on
@@ -34,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import time
@@ -48,7 +58,7 @@ except ImportError:  # run from a source checkout without `pip install -e .`
     import gradflow as gf
 
 from gradflow import nn, optim
-from gradflow.data import DataLoader, IDXError
+from gradflow.data import DataLoader, DistributedSampler, IDXError
 from gradflow.datasets import MNIST, FashionMNIST, MNISTSample, DatasetNotFoundError
 
 F = nn.functional
@@ -213,8 +223,9 @@ def make_optimizer(name: str, params, lr: float) -> optim.Optimizer:
     return optim.RMSprop(params, lr=lr)
 
 
-def evaluate(model: nn.Module, loader: DataLoader) -> tuple[float, float]:
-    """(accuracy, mean loss) of `model` over `loader`, in eval mode and without the tape."""
+def evaluate(model: nn.Module, loader: DataLoader, ranks: Ranks) -> tuple[float, float]:
+    """(accuracy, mean loss) of `model` over `loader`, in eval mode and without the tape; with
+    several ranks each evaluates its share, and the counts are summed."""
     model.eval()
     correct = total_loss = None
     n = 0
@@ -228,7 +239,53 @@ def evaluate(model: nn.Module, loader: DataLoader) -> tuple[float, float]:
             correct = hits if correct is None else correct + hits
             n += len(y)
     model.train()
-    return correct.item() / n, total_loss.item() / n
+    correct, total_loss, n = ranks.sum([correct.item(), total_loss.item(), n])
+    return correct / n, total_loss / n
+
+
+# --- several processes -------------------------------------------------------------------------
+# Set by the launchers, before MPI starts: MPICH's and Intel's mpiexec, Open MPI's, Slurm's srun.
+_LAUNCHER_SIZES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
+
+
+class Ranks:
+    """This process's place among those training together: one process unless a launcher
+    (mpiexec, srun) started several, then a process group, with rank 0 the one that reports."""
+
+    def __init__(self) -> None:
+        self.dist, self.rank, self.size = None, 0, 1
+        launched = max(int(os.environ.get(v, "1")) for v in _LAUNCHER_SIZES)
+        if launched > 1:
+            import gradflow.distributed as dist  # names the extra to install when missing
+            dist.init_process_group()  # "nccl" on GPUs (rank r on GPU r), else "mpi"
+            self.dist, self.rank, self.size = dist, dist.get_rank(), dist.get_world_size()
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def describe(self) -> str:
+        return f" | {self.size} ranks ({self.dist.get_backend()})" if self.dist else ""
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """The model, in DistributedDataParallel when there are several ranks."""
+        return nn.parallel.DistributedDataParallel(model) if self.dist else model
+
+    def sum(self, values: list[float]) -> list[float]:
+        """`values` summed over the ranks (one allreduce), as floats."""
+        if self.dist is None:
+            return list(values)
+        t = gf.tensor(values, dtype=gf.float64)  # on the default device: the backend's
+        self.dist.all_reduce(t)
+        return t.tolist()
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's flag on every rank (on the host: no wait for the GPU)."""
+        if self.dist is None:
+            return flag
+        box = [flag]
+        self.dist.broadcast_object_list(box, src=0)
+        return box[0]
 
 
 # --- checkpoints and the plot -----------------------------------------------------------------
@@ -309,7 +366,9 @@ class _StopFlag:
         return False
 
 
-def _progress(iterable, desc: str, total: int):
+def _progress(iterable, desc: str, total: int, shown: bool = True):
+    if not shown:
+        return iterable, print
     try:
         from tqdm.auto import tqdm
     except ImportError:  # tqdm is optional: train without a bar
@@ -342,7 +401,10 @@ def train(args: argparse.Namespace) -> dict:
     """Run the training `args` describe; returns the history (losses, accuracies, timings)."""
     if args.device is not None:
         gf.set_default_device(args.device)
+    ranks = Ranks()  # with NCCL, this rank's GPU becomes the default device
     device = gf.default_device()
+    if not ranks.main:
+        sys.stdout = open(os.devnull, "w")  # rank 0 alone reports
     gf.manual_seed(args.seed)
 
     ckpt = None
@@ -350,7 +412,8 @@ def train(args: argparse.Namespace) -> dict:
         ckpt_path = _resume_path(args.resume)
         ckpt = _load_checkpoint(ckpt_path, device)
     out = args.out or (_resume_path(args.resume).parent if args.resume else DEFAULT_OUT)
-    out.mkdir(parents=True, exist_ok=True)
+    if ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
 
     dataset = args.dataset if ckpt is None else ckpt["config"]["dataset"]
     # A resumed run continues on its own data: never on the sample instead of full MNIST.
@@ -360,7 +423,8 @@ def train(args: argparse.Namespace) -> dict:
               "dataset": dataset if "sample" not in data_desc else "mnist-sample",
               "hidden": list(args.hidden), "optimizer": args.optimizer,
               "lr": args.lr if args.lr is not None else 1e-3,
-              "batch_size": args.batch_size, "seed": args.seed, "schedule": args.schedule}
+              "batch_size": args.batch_size, "seed": args.seed, "schedule": args.schedule,
+              "ranks": ranks.size}
     keys = ("model", "dataset", "hidden", "optimizer", "lr", "batch_size", "seed", "schedule")
     if ckpt is not None:
         saved = {"model": "mlp", **ckpt["config"]}  # checkpoints from before --model: the MLP
@@ -371,16 +435,30 @@ def train(args: argparse.Namespace) -> dict:
                 print(f"note: --{key.replace('_', '-')} {getattr(args, key)} ignored: the "
                       f"checkpoint was made with {saved[key]} and continues with it")
         config.update({k: saved[k] for k in keys})
+        if saved.get("ranks", 1) != ranks.size:  # each rank's place in the epoch would differ
+            raise gf.serialization.CheckpointError(
+                f"{ckpt_path} was written by a run on {saved.get('ranks', 1)} process(es); "
+                f"resume it on as many (this run has {ranks.size})")
     if config["model"] == "cnn":
         if "hidden" in args.given:
             print(f"note: --hidden {','.join(map(str, args.hidden))} ignored: it sets the "
                   "MLP's widths, and the model is the CNN")
         config["hidden"] = None
 
+    if config["batch_size"] % ranks.size:
+        raise SystemExit(f"error: --batch-size {config['batch_size']} is the global batch: it "
+                         f"must divide evenly among the {ranks.size} ranks")
     model, model_desc = make_model(config, device)
+    model = ranks.wrap(model)  # every rank now holds rank 0's initial weights
     opt = make_optimizer(config["optimizer"], model.parameters(), config["lr"])
-    loader = DataLoader(train_set, batch_size=config["batch_size"], shuffle=True, device=device)
-    test_loader = DataLoader(test_set, batch_size=1000, device=device)
+    sampler = test_share = None
+    if ranks.dist is not None:  # each rank trains on its share, and tests on every size-th image
+        sampler = DistributedSampler(train_set, num_replicas=ranks.size, rank=ranks.rank,
+                                     seed=config["seed"])
+        test_share = range(ranks.rank, len(test_set), ranks.size)
+    loader = DataLoader(train_set, batch_size=config["batch_size"] // ranks.size,
+                        shuffle=sampler is None, sampler=sampler, device=device)
+    test_loader = DataLoader(test_set, batch_size=1000, sampler=test_share, device=device)
     sched = None
     if config["schedule"] == "cosine":  # stepped per batch; a resumed run keeps the saved length
         sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * len(loader))
@@ -409,6 +487,7 @@ def train(args: argparse.Namespace) -> dict:
           f"{device} | {model_desc} ({n_params:,} parameters) | "
           f"{config['optimizer']} lr {config['lr']:g}"
           + (" (cosine)" if sched is not None else "") + f" | batch {config['batch_size']}"
+          + ranks.describe()
           + (f" | resumed after epoch {start_epoch}"
              + (f" + {partial['batches']} batches" if partial else "") if ckpt else ""),
           flush=True)
@@ -419,7 +498,7 @@ def train(args: argparse.Namespace) -> dict:
     with _StopFlag() as stop:
         for epoch in range(start_epoch + 1, args.epochs + 1):
             done = _train_epoch(epoch, args.epochs, model, opt, loader, test_loader, device,
-                                history, partial, stop, ckpt_file, state)
+                                history, partial, stop, ckpt_file, state, ranks)
             partial = None
             if not done:
                 print(f"stopped during epoch {epoch}; checkpoint {ckpt_file}: continue with "
@@ -428,7 +507,7 @@ def train(args: argparse.Namespace) -> dict:
                 return history
     if ckpt is not None and start_epoch >= args.epochs:
         print(f"the checkpoint already has {start_epoch} epoch(s) (--epochs {args.epochs})")
-    if not args.no_plot and history["test_acc"]:
+    if not args.no_plot and history["test_acc"] and ranks.main:
         plot_curves(history, out / CURVES, f"{data_desc}, {model_desc}, "
                                            f"{config['optimizer']}, device {device}")
         print(f"curves: {out / CURVES}")
@@ -439,13 +518,15 @@ def train(args: argparse.Namespace) -> dict:
     return history
 
 
-def _loss_sum(carried, losses, sizes):
-    """The epoch's summed loss and the per-batch losses as floats.
+def _loss_sum(carried, losses, sizes, ranks):
+    """The epoch's summed loss and the per-batch losses (of the whole batch) as floats.
 
     Summed batch by batch in float64, starting from what a checkpoint carried: an epoch resumed
     mid-way then adds the same numbers in the same order as an uninterrupted one, bit for bit.
+    With several ranks a batch's loss is the mean of the ranks' (their shares are equal).
     """
     values = gf.stack(losses).tolist() if losses else []
+    values = [v / ranks.size for v in ranks.sum(values)]
     total = carried
     for v, n in zip(values, sizes):
         total += v * n
@@ -453,9 +534,11 @@ def _loss_sum(carried, losses, sizes):
 
 
 def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history, partial, stop,
-                 ckpt_file, state) -> bool:
+                 ckpt_file, state, ranks) -> bool:
     """One epoch (or the rest of one); returns False when stopped by Ctrl-C (after saving)."""
     model.train()
+    if loader.sampler is not None:
+        loader.sampler.set_epoch(epoch)  # each epoch its own order, the same on every rank
     losses = []                               # 0-d tensors on the device: no sync per batch
     seen = partial["seen"] if partial else 0
     done_before = partial["batches"] if partial else 0
@@ -464,7 +547,8 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
     iter_before = list(partial["iter_loss"]) if partial else []
     sizes = []
     running = None
-    bar, write = _progress(loader, f"epoch {epoch}/{epochs}", len(loader) - done_before)
+    bar, write = _progress(loader, f"epoch {epoch}/{epochs}", len(loader) - done_before,
+                           ranks.main)
     t0 = time.perf_counter()
     for i, (x, y) in enumerate(bar):
         loss = F.cross_entropy(model(x), y)
@@ -475,18 +559,20 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
             state["sched"].step()
         loss = loss.detach()
         losses.append(loss)
-        running = loss * len(y) if running is None else running + loss * len(y)
-        sizes.append(len(y))
-        seen += len(y)
+        n = len(y) * ranks.size  # the whole batch, over all ranks
+        running = loss * n if running is None else running + loss * n
+        sizes.append(n)
+        seen += n
         if hasattr(bar, "set_postfix") and (i % 20 == 0 or i == len(bar) - 1):
             bar.set_postfix(loss=f"{(carried + running.item()) / seen:.4f}", refresh=False)
-        if stop.requested:
+        if ranks.agree(stop.requested):  # all ranks stop after the same batch
             device.synchronize()
-            loss_sum, values = _loss_sum(carried, losses, sizes)
+            loss_sum, values = _loss_sum(carried, losses, sizes, ranks)
             partial = {"batches": done_before + i + 1, "seen": seen,
                        "loss_sum": loss_sum, "iter_loss": iter_before + values,
                        "seconds": elapsed + time.perf_counter() - t0}
-            save_checkpoint(ckpt_file, epoch=epoch - 1, partial=partial, **state)
+            if ranks.main:  # rank 0 alone writes checkpoints
+                save_checkpoint(ckpt_file, epoch=epoch - 1, partial=partial, **state)
             if hasattr(bar, "close"):
                 bar.close()
             return False
@@ -494,9 +580,9 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
     seconds = elapsed + time.perf_counter() - t0
     if hasattr(bar, "close"):
         bar.close()
-    loss_sum, values = _loss_sum(carried, losses, sizes)
+    loss_sum, values = _loss_sum(carried, losses, sizes, ranks)
     iter_loss = iter_before + values
-    acc, test_loss = evaluate(model, test_loader)
+    acc, test_loss = evaluate(model, test_loader, ranks)
     history["train_loss"].append(loss_sum / seen)
     history["test_loss"].append(test_loss)
     history["test_acc"].append(acc)
@@ -509,7 +595,8 @@ def _train_epoch(epoch, epochs, model, opt, loader, test_loader, device, history
     if not math.isfinite(loss_sum):
         write(f"warning: the training loss is {loss_sum / seen} in epoch {epoch}: training "
               "diverged; try a smaller --lr")
-    save_checkpoint(ckpt_file, epoch=epoch, **state)
+    if ranks.main:
+        save_checkpoint(ckpt_file, epoch=epoch, **state)
     return True
 
 

@@ -26,7 +26,7 @@ from . import backend as B
 
 __all__ = [
     "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward",
-    "grad", "BackwardError",
+    "grad", "BackwardError", "queue_callback",
 ]
 
 
@@ -38,6 +38,7 @@ class _GradMode(threading.local):
     # Read on every op. Per thread, as in PyTorch: a thread inside no_grad() (a data loader,
     # an evaluation thread) must not turn recording off for the thread that trains.
     enabled = True
+    callbacks = None  # during a backward: what queue_callback asked to run at its end
 
 
 _grad_mode = _GradMode()
@@ -338,6 +339,7 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
         if deps[fn] == 0:
             ready.append(fn)
     enabled, _grad_mode.enabled = _grad_mode.enabled, create_graph
+    outer, _grad_mode.callbacks = _grad_mode.callbacks, []
     try:
         while ready:
             fn = ready.pop()
@@ -350,8 +352,24 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
                 fn.release()
         for x, gx in leaves.values():
             _accumulate_leaf(x, gx, captured, exposed)
+        for callback in _grad_mode.callbacks:
+            callback()
     finally:
-        _grad_mode.enabled = enabled
+        _grad_mode.enabled, _grad_mode.callbacks = enabled, outer
+
+
+def queue_callback(callback) -> None:
+    """Call `callback()` once the backward pass now running has put every gradient in place.
+
+    For a hook that must see all gradients together: DistributedDataParallel averages them over
+    the processes there. (PyTorch: `Variable._execution_engine.queue_callback`.)
+
+    Example:
+        >>> w.register_hook(lambda g: gf.autograd.queue_callback(lambda: print(w.grad)))
+    """
+    if _grad_mode.callbacks is None:
+        raise BackwardError("queue_callback outside a backward pass: call it from a hook")
+    _grad_mode.callbacks.append(callback)
 
 
 def _apply_rule(fn, gy, create_graph, pending, leaves, deps, ready):

@@ -173,6 +173,8 @@ class Tensor:
             raise RuntimeError("register_hook on a tensor that does not require grad")
         if self._hooks is None:
             self._hooks = {}
+        if self.grad_fn is not None:  # alive until backward reaches it (its function holds it)
+            self.grad_fn.hooked_output = self
         hid = next(_hook_ids)
         self._hooks[hid] = hook
         return _HookHandle(self, hid)

@@ -13,6 +13,9 @@
 #   memory-pool      CuPy's pool after 10, 100 and 1,000 steps of the MNIST MLP: must stay flat
 #   bench            python -m gradflow.bench --mode quick --rounds 3: CPU vs GPU (fails
 #                    without GPU rows), results in OUT_DIR
+#   nccl             optional: gradflow.distributed's NCCL backend as a group of one on GPU 0
+#                    (all_reduce, broadcast, a DistributedDataParallel step); needs mpi4py and
+#                    libnccl, says NOT RUN without them
 #   mnist-cpu        optional, when time is left: the same first epoch on the CPU, for comparison
 # It ends with OUT_DIR/summary.txt (also printed) and exits 1 when a required stage failed.
 # Without a usable GPU it stops at once: one line on stderr, exit 3 (2: bad usage).
@@ -59,7 +62,7 @@ fi
 command -v timeout >/dev/null 2>&1 || die 2 "the timeout command (GNU coreutils) is missing"
 
 # --- which stages, and the time each is sure of --------------------------------------------------
-ALL_STAGES="versions tests-cuda tests-cuda-only mnist-gpu memory-pool bench mnist-cpu"
+ALL_STAGES="versions tests-cuda tests-cuda-only mnist-gpu memory-pool bench nccl mnist-cpu"
 STAGES="${GPU_PROOF_STAGES:-$ALL_STAGES}"
 STAGES="${STAGES//,/ }"
 [ -n "${STAGES// /}" ] || die 2 "GPU_PROOF_STAGES is empty (stages: $ALL_STAGES)"
@@ -72,7 +75,7 @@ done
 # The least time each stage needs: a stage never runs into the minimums of the selected
 # stages after it, so a slow test suite cannot leave the MNIST run no time at all.
 declare -A MIN_S=([versions]=20 [tests-cuda]=120 [tests-cuda-only]=60 [mnist-gpu]=60
-                  [memory-pool]=45 [bench]=60 [mnist-cpu]=0)
+                  [memory-pool]=45 [bench]=60 [nccl]=0 [mnist-cpu]=0)
 selected() {  # is stage $1 among the ones to run?
     case " $STAGES " in *" $1 "*) return 0 ;; *) return 1 ;; esac
 }
@@ -350,6 +353,12 @@ if selected bench; then
     finish bench "$detail"
     # The GPU rows of the bench's targets and its peak-memory lines, for the summary.
     BENCH_NOTES="$(grep -E '^  \[.*\] GPU |^  [a-z]+/cuda' "$OUT_DIR/bench.log" 2>/dev/null)"
+fi
+
+if selected nccl; then
+    # Optional: NCCL and mpi4py may be missing on the GPU machine (the script then says NOT RUN).
+    run_stage nccl 60 env GRADFLOW_DEVICE=cuda "$PY" scripts/nccl_one_gpu.py
+    finish nccl "$(grep -E '^(PASS|FAIL|NOT RUN)' "$OUT_DIR/nccl.log" | head -n 1)" optional
 fi
 
 if selected mnist-cpu; then

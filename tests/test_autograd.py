@@ -1,5 +1,7 @@
 """The tape: backward order, accumulation, errors, retain_graph, no_grad, gf.grad and higher
 order, hooks, retain_grad, detach, and in-place changes to saved tensors."""
+import gc
+
 import numpy as np
 import pytest
 
@@ -318,6 +320,21 @@ def test_hooks_modify_gradients_and_can_be_removed(device):
     np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0])
     with pytest.raises(RuntimeError, match="does not require grad"):
         gf.zeros(1, device=device).register_hook(print)
+
+
+def test_a_hook_on_an_intermediate_fires_after_the_tensor_is_dropped(device):
+    # As in PyTorch (the hook lives on the graph's node): found when DistributedDataParallel
+    # hooked a model's output that only the loss still referred to.
+    x = f64([1.0, 2.0], device)
+    seen = []
+    h = x * 2.0
+    h.register_hook(lambda g: seen.append(g.numpy().copy()))
+    loss = (h * 3).sum()
+    del h
+    gc.collect()
+    loss.backward()
+    assert len(seen) == 1
+    np.testing.assert_allclose(seen[0], [3.0, 3.0])
 
 
 def test_hooks_run_in_gf_grad_too(device):

@@ -165,7 +165,8 @@ def test_stages_without_time_are_reported_not_run(tmp_path):
     assert proc.returncode == 1 and seconds < 30, proc.stdout + proc.stderr
     rows = [ln.split()[:2] for ln in (out / "summary.txt").read_text().splitlines()[1:-1]]
     assert rows == [["SKIPPED", s] for s in ("versions", "tests-cuda", "tests-cuda-only",
-                                             "mnist-gpu", "memory-pool", "bench", "mnist-cpu")]
+                                             "mnist-gpu", "memory-pool", "bench", "nccl",
+                                             "mnist-cpu")]
     assert not list(out.glob("*.log"))
 
 

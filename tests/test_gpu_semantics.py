@@ -102,6 +102,13 @@ def test_every_op_runs_on_its_tensors_gpu(fake):
     assert w.data.device_id == 1 and (x > 0).any().device is dev
 
 
+def test_layers_made_on_cuda1_draw_their_weights_there(fake):
+    # Found by the distributed tests: rank 1 builds its model on cuda:1 while cuda:0 is current.
+    layer = nn.Linear(4, 3, device="cuda:1")
+    gf.nn.init.normal_(layer.bias)
+    assert layer.weight.data.device_id == layer.bias.data.device_id == 1 and fake.current == 0
+
+
 def test_a_step_on_cuda1_without_the_device_guard_would_fail(fake):
     # The stand-in does catch a forgotten guard: an array of cuda:1 used while cuda:0 is current.
     a = gf.ones(2, device="cuda:1").data

@@ -30,11 +30,18 @@ class DataLoader:
         bus; otherwise the batch is gathered on the host and copied to the device once, whole.
       * any other `Dataset` is read sample by sample, stacked by `default_collate`, then copied.
 
+    With a `sampler` (such as `DistributedSampler`, which gives each rank of a process group its
+    own share of the dataset) the sampler decides which samples an epoch has and in what order:
+    the loader takes `list(sampler)` when a pass starts and batches those indices, in both ways
+    above. The loader then draws no order of its own, so `shuffle` must stay False.
+
     `state_dict()` records where the loader is (the epoch seed and the number of batches already
     handed out) and, with `seed`, its generator; `load_state_dict` on a fresh loader then yields
     exactly the remaining batches of that epoch and the same epochs after it. With the default
     generator, save gradflow's CPU generator state as well (the training example does) to get the
-    same later epochs.
+    same later epochs. With a sampler the state holds only the batches done: the resumed pass
+    takes the sampler's order again and skips them, so give the sampler the same epoch first
+    (`sampler.set_epoch(epoch)`, as on every epoch).
 
     Args:
         dataset: a `Dataset` (anything with `__len__` and `__getitem__`).
@@ -45,6 +52,9 @@ class DataLoader:
             at the start of each epoch.
         seed: give the loader its own generator seeded with this; default: draw epoch seeds
             from gradflow's CPU generator.
+        sampler: an iterable of sample indices with `__len__` (e.g. a `DistributedSampler`);
+            each pass batches `list(sampler)` in its order, and `len(loader)` counts batches of
+            `len(sampler)` samples. Mutually exclusive with `shuffle=True`.
 
     Yields:
         For a TensorDataset, a tuple with one Tensor per dataset tensor; otherwise the collated
@@ -59,14 +69,22 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size: int = 1, shuffle: bool = False,
-                 drop_last: bool = False, device=None, seed: int | None = None) -> None:
+                 drop_last: bool = False, device=None, seed: int | None = None,
+                 sampler=None) -> None:
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(f"DataLoader needs a dataset with __len__ and __getitem__, got "
                             f"{type(dataset).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
                 or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if sampler is not None:
+            if shuffle:
+                raise ValueError("sampler option is mutually exclusive with shuffle")
+            if not (hasattr(sampler, "__iter__") and hasattr(sampler, "__len__")):
+                raise TypeError(f"DataLoader: sampler must be an iterable of indices with "
+                                f"__len__, got {type(sampler).__name__}")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -80,7 +98,9 @@ class DataLoader:
         self._resume: tuple[int | None, int] | None = None
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        return self._num_batches(len(self.dataset if self.sampler is None else self.sampler))
+
+    def _num_batches(self, n: int) -> int:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     # --- order and state --------------------------------------------------------------------
@@ -98,7 +118,9 @@ class DataLoader:
         Returns:
             A dict of plain Python values (saveable with `gf.save`): the current epoch's seed and
             the number of its batches already handed out (when an epoch is under way), the
-            loader's own generator state (with `seed`), and the sizes it was made with.
+            loader's own generator state (with `seed`), and the sizes it was made with. With a
+            sampler, "sampler" is True and "sampler_len" its length, and there is no epoch seed
+            (the sampler's epoch is the caller's to restore).
         """
         return {
             "version": _STATE_VERSION,
@@ -111,6 +133,8 @@ class DataLoader:
             "batch_size": self.batch_size,
             "shuffle": self.shuffle,
             "drop_last": self.drop_last,
+            "sampler": self.sampler is not None,
+            "sampler_len": None if self.sampler is None else len(self.sampler),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -118,15 +142,21 @@ class DataLoader:
 
         Raises:
             ValueError: the state was made for another dataset size, batch size, shuffling or
-                drop_last setting (the batches would not line up), or is not a loader state.
+                drop_last setting, or with a sampler (of another length) where this loader has
+                none or one of another length (the batches would not line up), or is not a
+                loader state.
         """
         if not isinstance(state, dict) or state.get("version") != _STATE_VERSION:
             what = f"keys {sorted(map(str, state))}" if isinstance(state, dict) \
                 else type(state).__name__
             raise ValueError(f"not a DataLoader state of version {_STATE_VERSION}: got {what}")
         mine = {"num_samples": len(self.dataset), "batch_size": self.batch_size,
-                "shuffle": self.shuffle, "drop_last": self.drop_last}
-        diff = {k: (state.get(k), v) for k, v in mine.items() if state.get(k) != v}
+                "shuffle": self.shuffle, "drop_last": self.drop_last,
+                "sampler": self.sampler is not None,
+                "sampler_len": None if self.sampler is None else len(self.sampler)}
+        # States saved before samplers existed have neither key: they were made without one.
+        saved = {"sampler": False, "sampler_len": None, **state}
+        diff = {k: (saved.get(k), v) for k, v in mine.items() if saved.get(k) != v}
         if diff:
             desc = ", ".join(f"{k}: saved {a!r}, this loader {b!r}" for k, (a, b) in diff.items())
             raise ValueError(f"DataLoader state does not fit this loader ({desc})")
@@ -146,18 +176,22 @@ class DataLoader:
 
     # --- iteration ----------------------------------------------------------------------------
     def __iter__(self):
-        n = len(self.dataset)
         if self._resume is not None:
             epoch_seed, start = self._resume
             self._resume = None
         else:
             epoch_seed = self._draw_epoch_seed() if self.shuffle else None
             start = 0
-        order = self._order(n, epoch_seed) if self.shuffle else None
+        if self.sampler is not None:
+            order = self._sampler_order()
+            n = len(order)
+        else:
+            n = len(self.dataset)
+            order = self._order(n, epoch_seed) if self.shuffle else None
         target = self.device if self.device is not None else B.default_device()
         fetch = self._fetcher(order, target)
         self._epoch_seed, self._batches_done, self._in_epoch = epoch_seed, start, True
-        nb, bs = len(self), self.batch_size
+        nb, bs = self._num_batches(n), self.batch_size
         for b in range(start, nb):
             batch = fetch(b * bs, min(b * bs + bs, n))
             # Counted before the yield: once the caller holds batch b, a checkpoint it writes
@@ -166,6 +200,20 @@ class DataLoader:
             yield batch
         self._in_epoch = False
         self._batches_done = 0
+
+    def _sampler_order(self):
+        np = B.host_numpy()
+        order = np.asarray(list(self.sampler), dtype=B.int64)
+        if order.ndim != 1:  # a sampler of batches (lists of indices) is not a sampler
+            raise TypeError(f"DataLoader: the sampler must yield single indices, got items of "
+                            f"shape {order.shape[1:]}")
+        n = len(self.dataset)
+        # A negative index would wrap around in the tensor gather instead of failing.
+        bad = order[(order < 0) | (order >= n)]
+        if bad.size:
+            raise IndexError(f"DataLoader: the sampler yielded index {int(bad[0])}, out of range "
+                             f"for a dataset of {n}")
+        return order
 
     def _fetcher(self, order, target: B.Device):
         if isinstance(self.dataset, TensorDataset):
@@ -181,7 +229,9 @@ class DataLoader:
         dev = self.device if self.device is not None else "default"
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)}, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, "
-                f"drop_last={self.drop_last}, device={dev}, batches={len(self)})")
+                f"drop_last={self.drop_last}, device={dev}, batches={len(self)}"
+                + ("" if self.sampler is None else f", sampler={type(self.sampler).__name__}")
+                + ")")
 
 
 def _tensor_fetcher(tensors, order, target: B.Device):

@@ -5,7 +5,7 @@
     >>> loss = gf.nn.functional.cross_entropy(model(gf.randn(100, 784)), gf.randint(0, 10, 100))
     >>> loss.backward()
 """
-from . import functional, init
+from . import functional, init, parallel
 from .module import Module, Parameter, StateDictError, IncompatibleKeys
 from .layers import Linear, Sequential, ModuleList, MLP, Flatten, Dropout
 from .activations import ReLU, Tanh, Sigmoid, GELU, LeakyReLU, Softmax, LogSoftmax, Identity
@@ -14,7 +14,7 @@ from .conv import Conv2d, MaxPool2d, AvgPool2d
 from .loss import CrossEntropyLoss, NLLLoss, MSELoss, BCEWithLogitsLoss
 
 __all__ = [
-    "functional", "init", "Module", "Parameter", "StateDictError", "IncompatibleKeys", "Linear",
+    "functional", "init", "parallel", "Module", "Parameter", "StateDictError", "IncompatibleKeys", "Linear",
     "Sequential", "ModuleList", "MLP", "Flatten", "Dropout", "ReLU", "Tanh", "Sigmoid", "GELU",
     "LeakyReLU", "Softmax", "LogSoftmax", "Identity", "LayerNorm", "BatchNorm1d", "BatchNorm2d",
     "Conv2d", "MaxPool2d", "AvgPool2d",

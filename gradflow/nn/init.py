@@ -78,10 +78,10 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     if not a <= b:
         raise ValueError(f"uniform_: need a <= b, got a={a}, b={b}")
     dev = tensor.device
-    with dev.backend.use(dev.index):  # draw on the tensor's own GPU, not the current one
+    with dev.backend.use(dev.index):  # draw and scale on the tensor's own GPU, not the current
         u = dev.backend.rng(dev.index).random(tensor.shape, dtype=_draw_dtype(tensor))
-    u *= b - a
-    u += a
+        u *= b - a
+        u += a
     return _write(tensor, u)
 
 
@@ -93,8 +93,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     dev = tensor.device
     with dev.backend.use(dev.index):
         z = dev.backend.rng(dev.index).standard_normal(tensor.shape, dtype=_draw_dtype(tensor))
-    z *= std
-    z += mean
+        z *= std
+        z += mean
     return _write(tensor, z)
 
 
