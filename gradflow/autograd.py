@@ -26,7 +26,8 @@ from . import backend as B
 
 __all__ = [
     "Function", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled", "backward",
-    "grad", "BackwardError", "queue_callback",
+    "grad", "BackwardError", "queue_callback", "detect_anomaly", "set_detect_anomaly",
+    "is_anomaly_enabled", "AnomalyError",
 ]
 
 
@@ -42,6 +43,8 @@ class _GradMode(threading.local):
 
 
 _grad_mode = _GradMode()
+_anomaly = None  # anomaly mode's checks while it is on (gradflow.anomaly), else None
+_NUMBERS = (float, int, bool)  # operands that need no promotion rule (see promotion.py)
 
 
 def is_grad_enabled() -> bool:
@@ -174,11 +177,11 @@ class Function:
                 arrays.append(x)
         if device is None:  # no Tensor: a gradient rule computing on raw arrays
             return self.forward(*inputs)
-        if mixed and len(inputs) == 2:  # dtypes or a NumPy scalar: PyTorch's rules may differ
-            promoted = _promoted(*inputs)
-            if promoted is not None:
-                return self(*promoted)
         with device.backend.use(device.index):  # on the inputs' own GPU, whichever is current
+            if (mixed or dtype.kind != "f") and len(inputs) == 2:  # PyTorch's dtype rules
+                promoted = _promoted(*inputs)
+                if promoted is not None:
+                    return self(*promoted)
             try:
                 y = self.forward(*arrays)
             except ValueError as exc:  # NumPy's broadcast error names no op
@@ -186,6 +189,8 @@ class Function:
         device = self.device or device
         if y.__class__ is not device.backend.ndarray:  # NumPy gives scalars for 0-d results
             y = device.backend.asarray(y, index=device.index)
+        if _anomaly is not None:  # records where this op was called from; checks y
+            _anomaly.forward(self, y, device)
         if record and _grad_mode.enabled and y.dtype.kind == "f":
             out = Tensor._make(y, device, True, self)
             self._record(inputs, out, y)
@@ -241,35 +246,6 @@ class Function:
         """Drop what backward needed; the graph above this function is cut here."""
         self.inputs = self.saved_y = self.needs_input_grad = None
         self.__dict__.clear()
-
-
-def _promoted(a, b):
-    # Two rules of PyTorch's where NumPy's differ; None when neither applies (nearly always).
-    # A NumPy scalar (np.float64(2.0)) or 0-d array counts as a Python number, which is "weak":
-    # float32 * np.float64(2) stays float32. A float tensor with an integer or bool one keeps
-    # the float dtype (NumPy would make int64 with float32 float64): the integer side is cast
-    # before the op sees it, so the op's rule and its saved inputs agree on one dtype.
-    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
-        na, nb = _python_number(a), _python_number(b)
-        return None if na is a and nb is b else (na, nb)
-    da, db = a.data.dtype, b.data.dtype
-    if da is db or da.kind == db.kind:
-        return None
-    if da.kind == "f" and db.kind in "iub":
-        return a, Tensor._make(b.data.astype(da), b.device)
-    if db.kind == "f" and da.kind in "iub":
-        return Tensor._make(a.data.astype(db), a.device), b
-    return None
-
-
-_NUMBERS = (float, int, bool)
-
-
-def _python_number(v):
-    if v.__class__ in _NUMBERS or getattr(v, "ndim", None) != 0 or \
-            not hasattr(v, "item") or isinstance(v, Tensor):
-        return v
-    return v.item()
 
 
 def _share_version(out, base, inputs):
@@ -340,6 +316,7 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
             ready.append(fn)
     enabled, _grad_mode.enabled = _grad_mode.enabled, create_graph
     outer, _grad_mode.callbacks = _grad_mode.callbacks, []
+    fn = None
     try:
         while ready:
             fn = ready.pop()
@@ -350,10 +327,17 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
             _apply_rule(fn, gy, create_graph, pending, leaves, deps, ready)
             if not retain_graph:
                 fn.release()
+        fn = None
+        if _anomaly is not None:
+            _anomaly.flush()
         for x, gx in leaves.values():
             _accumulate_leaf(x, gx, captured, exposed)
         for callback in _grad_mode.callbacks:
             callback()
+    except Exception as exc:
+        if _anomaly is not None and fn is not None:
+            _anomaly_note(exc, fn)
+        raise
     finally:
         _grad_mode.enabled, _grad_mode.callbacks = enabled, outer
 
@@ -398,6 +382,8 @@ def _apply_rule(fn, gy, create_graph, pending, leaves, deps, ready):
         gxs = rule(gy, y, *xs)
         if not isinstance(gxs, tuple):
             gxs = (gxs,)
+        if _anomaly is not None:
+            _anomaly.backward(fn, gxs)
         for x, gx, needed in zip(fn.inputs, gxs, needs):
             if not needed or gx is None:
                 continue
@@ -436,8 +422,23 @@ def _run_hooks(t, g):
     for hook in t._hooks.values():
         r = hook(g)
         if r is not None:
+            if not isinstance(r, Tensor) or r.shape != g.shape or r.dtype != g.dtype \
+                    or r.device is not g.device:
+                raise _wrong_hook_result(hook, t, g, r)
             g = r
     return g
+
+
+def _wrong_hook_result(hook, t, g, r):
+    # Checked like a gradient rule's result, and named: else a wrong shape reaches .grad.
+    code = getattr(hook, "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+    got = (f"a Tensor of shape {r.shape}, dtype {r.dtype} on {r.device}"
+           if isinstance(r, Tensor) else f"a {type(r).__name__}")
+    return BackwardError(
+        f"the hook {getattr(hook, '__qualname__', repr(hook))}{where} on a tensor of shape "
+        f"{t.shape} returned {got}; a hook returns None or the gradient's replacement: a Tensor "
+        f"of shape {g.shape}, dtype {g.dtype} on {g.device}")
 
 
 def _visit_output(out, gy, captured, exposed, create_graph):
@@ -563,14 +564,13 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         >>> (g,) = gf.grad(x ** 3, x, create_graph=True)   # 3x^2 = 12
         >>> (h,) = gf.grad(g, x)                           # 6x = 12
     """
-    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    outputs, inputs = _tensor_list(outputs, "outputs"), _tensor_list(inputs, "inputs")
     grad_outputs = [None] * len(outputs) if grad_outputs is None else \
         [grad_outputs] if isinstance(grad_outputs, Tensor) else list(grad_outputs)
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
     for i, x in enumerate(inputs):
-        if not isinstance(x, Tensor) or not x.requires_grad:
+        if not x.requires_grad:
             raise BackwardError(f"grad: input {i} does not require grad, so it has no gradient")
     roots = [o for o in outputs if o.requires_grad]
     gs = [_seed_gradient(o, g, "grad") for o, g in zip(outputs, grad_outputs) if o.requires_grad]
@@ -590,4 +590,19 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(result)
 
 
+def _tensor_list(ts, what):
+    # gf.grad's outputs and inputs: a Tensor or a sequence of them, else a TypeError naming it.
+    items = [ts] if isinstance(ts, Tensor) else list(ts) if isinstance(ts, (list, tuple)) \
+        else None
+    if not items or not all(isinstance(t, Tensor) for t in items):
+        raise TypeError(f"grad: {what} must be a Tensor or a non-empty sequence of Tensors, got "
+                        f"{ts!r:.80}")
+    return items
+
+
 from .tensor import Tensor  # noqa: E402  (tensor.py imports this module's Function first)
+from .promotion import promote as _promoted  # noqa: E402
+from .anomaly import (  # noqa: E402
+    AnomalyError, detect_anomaly, set_detect_anomaly, is_anomaly_enabled,
+    annotate as _anomaly_note,
+)

@@ -50,13 +50,20 @@ def array_from_data(data, dtype=None, device=None):
             host_array = src.type == "cpu" and not isinstance(data, Tensor)
             dev = B.default_device() if host_array else src
         arr = B.move(arr, dev, src)
+        dtype = B.dtype(arr.dtype if dtype is None else dtype)  # refuses complex and objects
         with dev.backend.use(dev.index):
-            if dtype is not None and arr.dtype != dtype:
+            if arr.dtype != dtype:
                 return arr.astype(dtype), dev
             return arr.copy(), dev  # gf.tensor copies, like torch.tensor
     dev = dev or B.default_device()
-    arr = B.host_numpy().asarray(data)
-    if dtype is None:
+    try:
+        arr = B.host_numpy().asarray(data)
+    except ValueError as exc:  # ragged nested lists: NumPy's message names no data
+        raise ValueError(f"cannot make a tensor from {type(data).__name__}: the nested lists "
+                         f"have different lengths ({exc})") from None
+    if dtype is not None:
+        dtype = B.dtype(dtype)
+    else:
         kinds = {"f": B.float32, "i": B.int64, "u": B.int64, "b": B.bool_}
         if arr.dtype.kind not in kinds:
             raise TypeError(f"cannot make a tensor from {type(data).__name__} with dtype "
@@ -125,6 +132,9 @@ def as_tensor(data, dtype=None, device=None) -> Tensor:
 def _filled(fill, shape, dtype, device, requires_grad, name):
     dev = B.get_device(device)
     shape = _size(shape, name)
+    if isinstance(fill, (str, bytes)) or not isinstance(fill, (int, float)) and \
+            not hasattr(fill, "__float__"):
+        raise TypeError(f"{name}: the fill value must be a number, got {fill!r:.60}")
     dt = _float_dtype(dtype)
     with dev.backend.use(dev.index):  # allocate on the tensor's own GPU, not the current one
         arr = dev.xp.full(shape, fill, dtype=dt)
@@ -203,19 +213,37 @@ def arange(start, stop=None, step=1, dtype=None, device=None) -> Tensor:
     Returns:
         A 1-D leaf Tensor.
 
+    Raises:
+        ValueError: step is 0, or a value is nan or infinite (all three are named).
+        TypeError: a value is not a number.
+
     Example:
         >>> gf.arange(4)                        # tensor([0, 1, 2, 3])
         >>> gf.arange(0, 1, 0.25)               # tensor([0., 0.25, 0.5, 0.75])
     """
     if stop is None:
         start, stop = 0, start
+    _check_range(start, stop, step)
     dev = B.get_device(device)
     if dtype is None:
-        ints = all(isinstance(v, int) for v in (start, stop, step))
+        ints = all(hasattr(v, "__index__") for v in (start, stop, step))
         dtype = B.int64 if ints else B.float32
     with dev.backend.use(dev.index):
         arr = dev.xp.arange(start, stop, step, dtype=B.dtype(dtype))
     return _make(arr, dev, False, None)
+
+
+def _check_range(start, stop, step):
+    # NumPy would raise ZeroDivisionError or "cannot compute length" here, naming nothing.
+    values = {"start": start, "stop": stop, "step": step}
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) and not hasattr(v, "__index__"):
+            raise TypeError(f"arange: {name} must be a number, got {v!r}")
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"arange: {name} must be finite, got {v!r} "
+                             f"(start={start!r}, stop={stop!r}, step={step!r})")
+    if step == 0:
+        raise ValueError(f"arange: step must not be 0 (start={start!r}, stop={stop!r})")
 
 
 def eye(n: int, m: int | None = None, dtype=None, device=None,
@@ -236,6 +264,7 @@ def eye(n: int, m: int | None = None, dtype=None, device=None,
         >>> gf.eye(2)                           # tensor([[1., 0.], [0., 1.]])
     """
     dev = B.get_device(device)
+    _size((n,) if m is None else (n, m), "eye")
     with dev.backend.use(dev.index):
         arr = dev.xp.eye(n, m, dtype=_float_dtype(dtype))
     return _finish(arr, dev, requires_grad)
@@ -363,7 +392,9 @@ def randint(low: int, high: int, shape, device=None) -> Tensor:
         >>> labels = gf.randint(0, 10, (32,))
     """
     dev = B.get_device(device)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = _size((shape,) if isinstance(shape, int) else tuple(shape), "randint")
+    if not (hasattr(low, "__index__") and hasattr(high, "__index__")) or high <= low:
+        raise ValueError(f"randint: needs ints low < high, got low={low!r}, high={high!r}")
     with dev.backend.use(dev.index):
         arr = dev.backend.rng(dev.index).integers(low, high, size=shape, dtype=B.int64)
     return _make(arr, dev, False, None)

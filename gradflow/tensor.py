@@ -70,6 +70,13 @@ class Tensor:
         self._retains_grad = False
         self.name = None
 
+    def __reduce_ex__(self, protocol):
+        # Pickled as its values on the host, its device's name and requires_grad: the graph that
+        # made a non-leaf stays behind (it loads as a leaf, as in PyTorch), and a tensor pickled
+        # on a GPU loads on a CPU-only machine (on the CPU).
+        return (_rebuild_tensor, (self.device.backend.to_host(self.data), str(self.device),
+                                  self._requires_grad, self.name))
+
     @staticmethod
     def _make(data, device, requires_grad=False, grad_fn=None):
         # The hot path: every op output is built here, without __init__'s conversions.
@@ -171,6 +178,8 @@ class Tensor:
         replaces the gradient. Returns a handle whose `remove()` unregisters it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook on a tensor that does not require grad")
+        if not callable(hook):
+            raise TypeError(f"register_hook: the hook must be callable, got {hook!r:.60}")
         if self._hooks is None:
             self._hooks = {}
         if self.grad_fn is not None:  # alive until backward reaches it (its function holds it)
@@ -284,6 +293,7 @@ class Tensor:
     def __pos__(self): return self
     def __abs__(self): return Abs()(self)
     def __getitem__(self, key): return getitem(self, key)
+    def __setitem__(self, key, value): setitem(self, key, value)
     def __eq__(self, other): return Equal()(self, other)
     def __ne__(self, other): return NotEqual()(self, other)
     def __lt__(self, other): return Less()(self, other)
@@ -331,6 +341,16 @@ class Tensor:
         return broadcast_to(self, _shape_arg(shape))
 
 
+def _rebuild_tensor(array, device, requires_grad, name):
+    try:
+        dev = B.get_device(device)
+    except (B.DeviceError, ValueError):
+        dev = B.get_device("cpu")
+    t = Tensor._make(dev.backend.asarray(array, index=dev.index), dev, requires_grad)
+    t.name = name
+    return t
+
+
 def _check_writable(t, what):
     # A broadcast view (expand, broadcast_to) repeats one element along a stride-0 axis: writing
     # into it would write each element several times, and on CuPy, which has no read-only flag,
@@ -361,7 +381,7 @@ from .ops.shape import _shape_arg  # noqa: E402  (ints or one tuple, checked)
 from .ops.shape import (  # noqa: E402
     reshape, transpose, permute, swapaxes, broadcast_to, squeeze, unsqueeze, flatten, split,
 )
-from .ops.indexing import getitem  # noqa: E402
+from .ops.indexing import getitem, setitem  # noqa: E402
 from .ops.linalg import matmul  # noqa: E402
 from .creation import array_from_data  # noqa: E402
 

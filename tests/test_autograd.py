@@ -520,5 +520,5 @@ def test_inplace_without_grad_changes_the_array_and_its_version(device):
     with pytest.raises(ValueError, match=r"result shape \(2, 2\).*shape \(2,\)"):
         c += gf.zeros(2, 2, device=device)
     n = gf.tensor([1, 2], device=device)
-    with pytest.raises(TypeError, match="float64.*int64|int64.*float64"):
+    with pytest.raises(TypeError, match="float32.*int64"):  # int64 + 0.5 is float32 (PyTorch)
         n += 0.5

@@ -41,12 +41,17 @@ def test_a_plain_backward_of_a_small_mlp_runs_at_most_16_gradflow_functions():
     assert len(seen) <= 16, sorted((os.path.relpath(f, ROOT), line) for f, line in seen)
 
 
-def test_the_core_stays_under_3016_lines():
+def test_the_core_stays_under_3135_lines():
     # 3,000 when the issue closed. Issue 14 added 16: the engine's end-of-backward callback
     # (`queue_callback`, where DistributedDataParallel averages gradients) and a hooked
-    # intermediate kept alive until backward reaches it (PyTorch's behaviour).
+    # intermediate kept alive until backward reaches it (PyTorch's behaviour). Issue 15 added
+    # 117, all checks of bad input and their messages: item assignment (`x[i] = v`, 45 with its
+    # docstring), a hook's result checked like a rule's, gf.grad's arguments, pickling a
+    # non-leaf, one dtype where parameters meet data, quiet inf and nan where they are results,
+    # and the two calls into anomaly mode. The
+    # type promotion rule (promotion.py) and anomaly mode (anomaly.py) live outside the core.
     lines = sum(len(p.read_text().splitlines()) for p in CORE)
-    assert lines <= 3016, f"autograd.py, tensor.py and ops/ hold {lines} lines"
+    assert lines <= 3135, f"autograd.py, tensor.py and ops/ hold {lines} lines"
 
 
 def test_no_core_function_is_longer_than_60_lines():

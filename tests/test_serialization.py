@@ -19,7 +19,7 @@ def _bits(t):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int32", "int64",
-                                   "uint8", "bool", "complex64"])
+                                   "uint8", "bool"])  # gradflow has no complex tensors
 def test_tensor_round_trip_is_bit_exact(tmp_path, device, dtype):
     rng = np.random.default_rng(1)
     arr = (rng.standard_normal((4, 5)) * 1e3).astype(dtype)

@@ -170,9 +170,10 @@ def test_render_reports_dot_failure_and_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_array_constants_are_shown_by_shape_or_small_values():
-    a = gf.ones(3, 4, device="cpu", requires_grad=True)  # NumPy constants mix with CPU tensors
+    # NumPy arrays mixed with CPU tensors are constant tensors (dashed leaves) of their dtype.
+    a = gf.ones(3, 4, device="cpu", requires_grad=True)
     big = gf.backend.host_numpy().ones((3, 4))
     dot = gf.viz.to_dot((a * big * 2.0 + gf.backend.host_numpy().array([1.0, 2.0, 3.0, 4.0]))
                         .sum())
-    assert 'label="array (3, 4)"' in dot and 'label="2"' in dot
-    assert 'label="[1, 2, 3, 4]"' in dot and "1. 1. 1." not in dot
+    assert 'style=dashed, label="leaf\\n(3, 4)"' in dot and 'label="2"' in dot
+    assert 'label="leaf\\n(4)\\ndata [1, 2, 3, 4]"' in dot and "1. 1. 1." not in dot

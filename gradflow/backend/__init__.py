@@ -14,7 +14,7 @@ from . import debug, numpy_backend
 
 __all__ = [
     "Device", "DeviceError", "device", "get_device", "default_device", "set_default_device",
-    "device_of", "is_array", "xp_of", "move", "broadcast_to", "dtype", "float16", "float32", "float64", "int8", "int16", "int32",
+    "device_of", "is_array", "xp_of", "move", "broadcast_to", "dtype", "quiet_fp", "float16", "float32", "float64", "int8", "int16", "int32",
     "int64", "uint8", "bool_", "cuda_available", "cuda_device_count", "manual_seed",
     "set_debug", "is_debug",
 ]
@@ -22,7 +22,54 @@ __all__ = [
 set_debug = debug.set_debug
 is_debug = debug.is_debug
 
-dtype = numpy_backend.np.dtype
+
+
+def dtype(d):
+    """`d` as the dtype of a gradflow tensor: bool, a signed or unsigned integer, or a float.
+
+    gradflow has no complex, string or object tensors (its gradient rules and gradcheck are
+    for real numbers), so those are refused here, where every dtype argument passes.
+
+    Args:
+        d: a dtype, its name ("float32") or a NumPy type; gf.float32 and friends are dtypes.
+
+    Returns:
+        The NumPy dtype object (CuPy uses the same ones).
+
+    Raises:
+        TypeError: `d` is not a dtype, or one gradflow has no tensors of.
+
+    Example:
+        >>> gf.dtype("float64")                 # dtype('float64')
+    """
+    if d is None:  # NumPy reads None as float64: a silent default no caller means
+        raise TypeError("dtype: got None; pass a dtype such as gf.float32")
+    try:
+        dt = numpy_backend.np.dtype(d)
+    except TypeError as exc:
+        raise TypeError(f"dtype: {d!r} is not a dtype ({exc})") from None
+    if dt.kind not in "biuf" or dt.itemsize > 8:
+        raise TypeError(f"gradflow tensors hold bool, integers and float16/32/64, not {dt}: "
+                        "gradflow has no complex, string or object tensors")
+    return dt
+
+
+def quiet_fp():
+    """A context in which NumPy does not warn about a result that is inf or nan.
+
+    Where inf or nan is the documented result (log 0 = -inf, x / 0, sqrt(-1) = nan, exp(1000) =
+    inf) NumPy would print a RuntimeWarning pointing into gradflow's source; PyTorch says nothing,
+    and neither does CuPy. Used by the ops whose results can be such values and around the
+    backward pass, never process-wide. Anomaly mode (`gf.autograd.detect_anomaly`) is the tool
+    that finds where a nan came from.
+
+    Example:
+        >>> with B.quiet_fp():
+        ...     y = xp.log(x)
+    """
+    return numpy_backend.np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+
 float16 = dtype("float16")
 float32 = dtype("float32")
 float64 = dtype("float64")

@@ -7,6 +7,7 @@ from . import debug
 xp = cupy
 ndarray = cupy.ndarray
 name = "cupy"
+synchronous = False  # reading a value back waits for the GPU (a sync)
 
 _rngs: dict = {}
 _seed = None

@@ -11,6 +11,7 @@ if host_malloc.requested():  # GRADFLOW_MALLOC=tuned: the user asked; nothing ch
 xp = np
 ndarray = np.ndarray
 name = "numpy"
+synchronous = True  # a value computed here can be read at once (no device to wait for)
 
 _rng = np.random.default_rng()
 

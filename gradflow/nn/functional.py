@@ -13,6 +13,7 @@ from ..ops.nn import (
     _check_reduction, _labels, binary_cross_entropy_with_logits, cross_entropy, dropout, linear,
     nan_rows, reduce_loss,
 )
+from ..ops._util import same_dtype
 from ..ops.reduce import log_softmax as _log_softmax, softmax as _softmax
 from ..tensor import Tensor
 
@@ -79,6 +80,7 @@ def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: target of shape {target.shape} differs from input of shape "
                          f"{input.shape}; broadcasting here is almost always a bug")
+    same_dtype("mse_loss", ("input", "target"), input, target)
     d = input - target
     return reduce_loss(d * d, reduction)
 
@@ -97,6 +99,7 @@ def layer_norm(x: Tensor, normalized_shape, weight: Tensor | None = None,
     if k == 0 or x.shape[x.ndim - k:] != shape:
         raise ValueError(f"layer_norm: normalized_shape {shape} does not match the last dims of "
                          f"input shape {x.shape}")
+    same_dtype("layer_norm", ("input", "weight", "bias"), x, weight, bias)
     axes = tuple(range(x.ndim - k, x.ndim))
     mu = x.mean(axis=axes, keepdims=True)
     xc = x - mu
@@ -139,6 +142,8 @@ def batch_norm(x: Tensor, running_mean: Tensor | None, running_var: Tensor | Non
     """
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, *), got {x.shape}")
+    same_dtype("batch_norm", ("input", "weight", "bias", "running_mean", "running_var"), x,
+               weight, bias, running_mean, running_var)
     c = x.shape[1]
     axes = (0,) + tuple(range(2, x.ndim))
     bshape = (1, c) + (1,) * (x.ndim - 2)

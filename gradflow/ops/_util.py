@@ -29,6 +29,28 @@ def doc(template: str, **fields):
     return set_doc
 
 
+def same_dtype(op: str, names: tuple, *tensors) -> None:
+    """Raise TypeError unless `tensors` (None skipped) share one dtype, naming each by `names`.
+
+    Where parameters meet data (matmul, linear, conv2d, the norms, the losses) a mix is refused,
+    as PyTorch does, rather than promoted: a float32 layer fed float64 data would otherwise
+    compute in float64 and fail later, in its backward.
+
+    Example:
+        >>> same_dtype("linear", ("input", "weight", "bias"), x, w, None)
+    """
+    first = tensors[0].dtype
+    for t in tensors:  # a loop, not all(...): this runs on every linear and matmul
+        if t is not None and t.dtype != first:
+            break
+    else:
+        return
+    named = [(n, t.dtype) for n, t in zip(names, tensors) if t is not None]
+    raise TypeError(f"{op}: {', '.join(n for n, _ in named)} must share one dtype, got "
+                    f"{', '.join(f'{n} {dt}' for n, dt in named)}; convert the data (x.float(), "
+                    "x.to(dtype=gf.float32)) or the model (model.to(dtype=gf.float64))")
+
+
 def one_axis(axis, ndim: int, op: str) -> int:
     """Return one axis as a non-negative int, or raise naming it (a tuple is refused, not cut
     to its first entry)."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from .. import backend as B
 from ..autograd import Function
 from ..tensor import Tensor
+from ._util import same_dtype
 
 __all__ = [
     "conv2d", "pad", "max_pool2d", "avg_pool2d", "Window",
@@ -320,11 +321,7 @@ def _check_conv_args(x, weight, bias, groups):
     if bias is not None and (not isinstance(bias, Tensor) or bias.shape != (oc,)):
         raise ValueError(f"conv2d: bias must be a Tensor of shape ({oc},) for weight "
                          f"{weight.shape}, got {getattr(bias, 'shape', bias)}")
-    dtypes = {t.dtype for t in (x, weight, bias) if t is not None}
-    if len(dtypes) > 1:
-        raise TypeError(f"conv2d: input, weight and bias must have one dtype, got input "
-                        f"{x.dtype}, weight {weight.dtype}" +
-                        (f", bias {bias.dtype}" if bias is not None else ""))
+    same_dtype("conv2d", ("input", "weight", "bias"), x, weight, bias)
 
 
 def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,

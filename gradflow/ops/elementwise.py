@@ -80,24 +80,28 @@ class Div(Function):
     """d(a / b) = da / b - a db / b^2"""
 
     def forward(self, a, b):
-        return a / b
+        with B.quiet_fp():  # x / 0 = inf (0 / 0 = nan) is the result, not a warning
+            return a / b
 
     def backward(self, gy, y, a, b):
         need_a, need_b = self.needs_input_grad
-        return (unbroadcast(gy / b, a) if need_a else None,
-                unbroadcast(-gy * a / (b * b), b) if need_b else None)
+        with B.quiet_fp():  # at b = 0 the gradients are inf or nan: values, not warnings
+            return (unbroadcast(gy / b, a) if need_a else None,
+                    unbroadcast(-gy * a / (b * b), b) if need_b else None)
 
 
 class Pow(Function):
     """d(a ** b) = b a^(b-1) da + a^b log(a) db"""
 
     def forward(self, a, b):
-        return a ** b
+        with B.quiet_fp():  # 0 ** -1 = inf, (-1) ** 0.5 = nan: results, not warnings
+            return a ** b
 
     def backward(self, gy, y, a, b):
         need_a, need_b = self.needs_input_grad
-        return (unbroadcast(gy * b * a ** (b - 1), a) if need_a else None,
-                unbroadcast(gy * a ** b * _log_base(a), b) if need_b else None)
+        with B.quiet_fp():  # 0 ** -2 = inf, log 0 = -inf: values, not warnings
+            return (unbroadcast(gy * b * a ** (b - 1), a) if need_a else None,
+                    unbroadcast(gy * a ** b * _log_base(a), b) if need_b else None)
 
 
 def _log_base(a):
@@ -218,7 +222,8 @@ class Exp(Function):
     saves_output = True
 
     def forward(self, x):
-        return xp_of(x).exp(x)
+        with B.quiet_fp():  # exp(1000) = inf is the result, not a warning
+            return xp_of(x).exp(x)
 
     def backward(self, gy, y, x):
         return gy * y
@@ -228,10 +233,12 @@ class Log(Function):
     """d log(x) = dx / x"""
 
     def forward(self, x):
-        return xp_of(x).log(x)
+        with B.quiet_fp():  # log 0 = -inf, log(-1) = nan: the results, not warnings
+            return xp_of(x).log(x)
 
     def backward(self, gy, y, x):
-        return gy / x
+        with B.quiet_fp():  # d log x at 0 is inf: a value, not a warning
+            return gy / x
 
 
 class Sqrt(Function):
@@ -240,10 +247,12 @@ class Sqrt(Function):
     saves_output = True
 
     def forward(self, x):
-        return xp_of(x).sqrt(x)
+        with B.quiet_fp():  # sqrt(-1) = nan is the result, not a warning
+            return xp_of(x).sqrt(x)
 
     def backward(self, gy, y, x):
-        return gy / (2.0 * y)
+        with B.quiet_fp():  # d sqrt x at 0 is inf: a value, not a warning
+            return gy / (2.0 * y)
 
 
 class Sin(Function):

@@ -6,8 +6,8 @@ index, so the backend's scatter-add accumulates (np.add.at on the CPU, cupyx.sca
 """
 from __future__ import annotations
 
-from ..autograd import Function
-from ..tensor import Tensor
+from ..autograd import Function, is_grad_enabled
+from ..tensor import Tensor, _check_writable
 from .. import backend as B
 
 
@@ -128,3 +128,49 @@ def getitem(x, key) -> Tensor:
     except IndexError as exc:
         raise IndexError(f"index {key!r} does not fit a tensor of shape {x.shape}: {exc}") \
             from None
+
+
+def setitem(x, key, value) -> None:
+    """x[key] = value, in place, with NumPy's rules (the `x[...] = v` statement calls this).
+
+    The write is not recorded on the tape, so x must not require grad while grad mode is on:
+    build a new tensor with `gf.where(mask, value, x)` instead, or write under `gf.no_grad()`
+    (initialising a parameter). x's version goes up, so a graph that saved x refuses a backward
+    through the overwritten values, as in PyTorch.
+
+    Args:
+        x: a Tensor.
+        key: as for `getitem`.
+        value: a number, or a Tensor or array on x's device that broadcasts to x[key]'s shape;
+            it is cast to x's dtype (5.7 into an int64 tensor stores 5), as NumPy and PyTorch do.
+
+    Raises:
+        RuntimeError: x requires grad and grad mode is on.
+        IndexError, ValueError: the key or the value's shape does not fit (both are named).
+        DeviceError: value or an index lives on another device.
+
+    Example:
+        >>> x = gf.zeros(3)
+        >>> x[0] = 5.0; x[1:] = gf.tensor([1.0, 2.0])        # tensor([5., 1., 2.])
+    """
+    if x.requires_grad and is_grad_enabled():
+        raise RuntimeError(
+            f"x[{key!r}] = ... on a tensor that requires grad (shape {x.shape}) would not be "
+            "recorded; make a new tensor instead (gf.where(mask, value, x)), or write under "
+            "gf.no_grad() (as when initialising a parameter)")
+    key, _ = _convert_key(x, key)
+    if isinstance(value, Tensor) or B.is_array(value):
+        src = value.device if isinstance(value, Tensor) else B.device_of(value)
+        if src is not x.device:
+            raise B.DeviceError(f"x[...] = value: value on {src}, tensor on {x.device}; move it "
+                                f"first: value.to('{x.device}')")
+        value = value.data if isinstance(value, Tensor) else value
+    _check_writable(x, "item assignment")
+    with x.device.backend.use(x.device.index):
+        try:
+            x.data[key] = value
+        except (IndexError, ValueError) as exc:
+            shape = getattr(value, "shape", ())
+            raise type(exc)(f"x[{key!r}] = a value of shape {shape}, for a tensor of shape "
+                            f"{x.shape}: {exc}") from None
+    x._version += 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..autograd import Function
 from ..tensor import Tensor
+from ._util import same_dtype
 from .elementwise import unbroadcast
 
 
@@ -45,7 +46,7 @@ def matmul(a, b) -> Tensor:
     Raises:
         ValueError: the inner dims differ or the batch dims do not broadcast (both shapes are
             named), or an operand is 0-d.
-        TypeError: an operand is not a Tensor.
+        TypeError: an operand is not a Tensor, or their dtypes differ (PyTorch's rule).
 
     Example:
         >>> (gf.randn(10, 3, 4) @ gf.randn(4, 5)).shape     # (10, 3, 5)
@@ -69,4 +70,5 @@ def matmul(a, b) -> Tensor:
             if m != n and m != 1 and n != 1:
                 raise ValueError(f"matmul: batch dims {ba} and {bb} of shapes {a.shape} and "
                                  f"{b.shape} do not broadcast")
+    same_dtype("matmul", ("a", "b"), a, b)
     return MatMul()(a, b)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .. import backend as B
 from ..autograd import Function
 from ..tensor import Tensor
+from ._util import same_dtype
 from .elementwise import sigmoid
 from .reduce import Softmax
 
@@ -82,6 +83,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     Raises:
         TypeError: x or weight is not a Tensor.
         ValueError: the shapes do not fit (all are named).
+        TypeError: x, weight and bias differ in dtype (a float32 layer fed float64 data).
 
     Example:
         >>> y = gf.nn.functional.linear(gf.randn(8, 3), gf.randn(5, 3), gf.zeros(5))  # (8, 5)
@@ -96,6 +98,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is not None and (not isinstance(bias, Tensor) or bias.shape != weight.shape[:1]):
         raise ValueError(f"linear: bias of shape {getattr(bias, 'shape', bias)} does not fit a "
                          f"weight of shape {weight.shape} (expected ({weight.shape[0]},))")
+    same_dtype("linear", ("input", "weight", "bias"), x, weight, bias)
     return Linear()(x, weight, bias)
 
 
