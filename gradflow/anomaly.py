@@ -16,8 +16,9 @@ GRADFLOW_ANOMALY=1 set) gradflow answers it:
 
 On the CPU each check reads its answer at once, which costs nothing extra. On a GPU reading an
 answer waits for the GPU (a sync), so each check leaves a one-element flag on the device and all
-flags are read together once, at the end of each backward pass (and on leaving the context): the
-error then names the first op, in the order they ran, that made a nan or inf.
+flags are read together once, at the end of each backward pass (and on leaving the context, or
+after 4096 unread ones): the error then names the first op, in the order they ran, that made a
+nan or inf.
 `detect_anomaly(sync=True)` reads every flag at once instead, to stop at the op itself.
 
 Outside anomaly mode nothing is recorded or checked: the op path tests one global for None.
@@ -41,6 +42,7 @@ __all__ = ["AnomalyError", "detect_anomaly", "set_detect_anomaly", "is_anomaly_e
 
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _FRAMES = 12  # frames of the caller kept per op: enough to show the model and the training loop
+_MAX_PENDING = 4096  # unread GPU flags kept before they are read anyway (one sync per 4096 ops)
 
 
 class AnomalyError(RuntimeError):
@@ -80,6 +82,8 @@ class _Mode:
                 raise _error(fn, what, _count(device, arr, nan_only))
         else:
             self.pending.append((ok, fn, what, nan_only))
+            if len(self.pending) >= _MAX_PENDING:  # forward passes with no backward (eval)
+                self.flush()
 
     def flush(self) -> None:
         """Read the flags left on GPUs (one read per device); raise for the first bad one."""
@@ -91,9 +95,10 @@ class _Mode:
         for dev, positions in by_device.items():
             with dev.backend.use(dev.index):
                 flags = dev.xp.stack([pending[i][0] for i in positions])
-                if not bool(flags.all()):  # the one read that waits for this GPU
-                    bad = positions[int(flags.argmin())]
-                    first = bad if first is None else min(first, bad)
+                flags = dev.backend.to_host(flags).tolist()  # the one read: waits for this GPU
+            if False in flags:
+                bad = positions[flags.index(False)]
+                first = bad if first is None else min(first, bad)
         if first is not None:
             _, fn, what, nan_only = pending[first]
             raise _error(fn, what, "nan" if nan_only else "nan or inf")

@@ -172,3 +172,15 @@ def test_the_overhead_benchmark_runs_and_reports_both_modes():
     best = json.loads(out.stdout)
     assert set(best) == {"off", "on"} and len(best["on"]) == 5
     assert all(us > 0 for mode in best.values() for us in mode.values())
+
+
+def test_on_a_gpu_forward_passes_without_backward_keep_a_bounded_list(monkeypatch):
+    import gradflow.anomaly as anomaly
+    state = _fake_gpu.install(monkeypatch)
+    monkeypatch.setattr(anomaly, "_MAX_PENDING", 10)
+    x = gf.ones(3, device="cuda")
+    with detect_anomaly():
+        state.reads = 0
+        for _ in range(25):
+            x = x * 1.0
+        assert state.reads == 2 and len(gf.autograd._anomaly.pending) == 5
