@@ -318,15 +318,16 @@ def _engine(roots, root_grads, retain_graph, create_graph, captured=None):
     outer, _grad_mode.callbacks = _grad_mode.callbacks, []
     fn = None
     try:
-        while ready:
-            fn = ready.pop()
-            gy = pending.pop(fn)
-            out = fn.output_ref()
-            if out is not None and (out._hooks or out._retains_grad or captured is not None):
-                gy = _visit_output(out, gy, captured, exposed, create_graph)
-            _apply_rule(fn, gy, create_graph, pending, leaves, deps, ready)
-            if not retain_graph:
-                fn.release()
+        with B.quiet_fp():  # a rule's inf or nan (d log x at 0) is a value, not a warning
+            while ready:
+                fn = ready.pop()
+                gy = pending.pop(fn)
+                out = fn.output_ref()
+                if out is not None and (out._hooks or out._retains_grad or captured is not None):
+                    gy = _visit_output(out, gy, captured, exposed, create_graph)
+                _apply_rule(fn, gy, create_graph, pending, leaves, deps, ready)
+                if not retain_graph:
+                    fn.release()
         fn = None
         if _anomaly is not None:
             _anomaly.flush()

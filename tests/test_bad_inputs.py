@@ -139,6 +139,20 @@ def test_inf_and_nan_results_come_without_numpy_warnings(op, expected):
     np.testing.assert_array_equal(y.numpy(), np.array(expected, dtype=np.float32))
 
 
+@pytest.mark.parametrize("op", [
+    lambda x: gf.logsumexp(x * 0.0 - np.inf, axis=0),          # an all -inf slice: -inf
+    lambda x: gf.softmax(x * 0.0 - np.inf, axis=0).sum(),     # nan, as in PyTorch
+    lambda x: gf.log_softmax(x * 0.0 - np.inf, axis=0).sum(),
+    lambda x: gf.std(x * 0.0),                                 # its gradient at variance 0
+    lambda x: gf.exp(x * 100.0).sum() * 1e30,                  # an overflowing gradient
+])
+def test_documented_inf_and_nan_of_reductions_and_gradients_come_without_warnings(op):
+    x = gf.tensor([0.0, -1.0, 1.0], requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        op(x).backward()
+
+
 def test_importing_gradflow_leaves_numpy_error_settings_alone():
     np_state = np.geterr()
     gf.log(gf.tensor([0.0]))

@@ -85,9 +85,8 @@ class Div(Function):
 
     def backward(self, gy, y, a, b):
         need_a, need_b = self.needs_input_grad
-        with B.quiet_fp():  # at b = 0 the gradients are inf or nan: values, not warnings
-            return (unbroadcast(gy / b, a) if need_a else None,
-                    unbroadcast(-gy * a / (b * b), b) if need_b else None)
+        return (unbroadcast(gy / b, a) if need_a else None,
+                unbroadcast(-gy * a / (b * b), b) if need_b else None)
 
 
 class Pow(Function):
@@ -99,9 +98,8 @@ class Pow(Function):
 
     def backward(self, gy, y, a, b):
         need_a, need_b = self.needs_input_grad
-        with B.quiet_fp():  # 0 ** -2 = inf, log 0 = -inf: values, not warnings
-            return (unbroadcast(gy * b * a ** (b - 1), a) if need_a else None,
-                    unbroadcast(gy * a ** b * _log_base(a), b) if need_b else None)
+        return (unbroadcast(gy * b * a ** (b - 1), a) if need_a else None,
+                unbroadcast(gy * a ** b * _log_base(a), b) if need_b else None)
 
 
 def _log_base(a):
@@ -237,8 +235,7 @@ class Log(Function):
             return xp_of(x).log(x)
 
     def backward(self, gy, y, x):
-        with B.quiet_fp():  # d log x at 0 is inf: a value, not a warning
-            return gy / x
+        return gy / x
 
 
 class Sqrt(Function):
@@ -251,8 +248,7 @@ class Sqrt(Function):
             return xp_of(x).sqrt(x)
 
     def backward(self, gy, y, x):
-        with B.quiet_fp():  # d sqrt x at 0 is inf: a value, not a warning
-            return gy / (2.0 * y)
+        return gy / (2.0 * y)
 
 
 class Sin(Function):

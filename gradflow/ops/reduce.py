@@ -88,7 +88,8 @@ class LogSumExp(Function):
         m = _shift(x, self.axes)
         # A slice of all -inf would give -inf - -inf = nan; shifting by 0 there keeps -inf.
         m = xp.where(xp.isfinite(m), m, 0)
-        y = xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True)) + m
+        with B.quiet_fp():  # an all -inf slice gives log 0 = -inf: the result, not a warning
+            y = xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True)) + m
         return y if self.keepdims else xp.squeeze(y, axis=self.axes)
 
     def backward(self, gy, y, x):
@@ -105,8 +106,9 @@ class Softmax(Function):
     saves_output = True
 
     def forward(self, x):
-        e = B.xp_of(x).exp(x - _shift(x, self.axes))
-        e /= e.sum(axis=self.axes, keepdims=True)
+        with B.quiet_fp():  # an all -inf slice gives nan (-inf - -inf): the result, no warning
+            e = B.xp_of(x).exp(x - _shift(x, self.axes))
+            e /= e.sum(axis=self.axes, keepdims=True)
         return e
 
     def backward(self, gy, y, x):
@@ -119,8 +121,9 @@ class LogSoftmax(Function):
     saves_output = True
 
     def forward(self, x):
-        z = x - _shift(x, self.axes)
-        return z - B.xp_of(x).log(B.xp_of(x).exp(z).sum(axis=self.axes, keepdims=True))
+        with B.quiet_fp():  # an all -inf slice gives nan (-inf - -inf): the result, no warning
+            z = x - _shift(x, self.axes)
+            return z - B.xp_of(x).log(B.xp_of(x).exp(z).sum(axis=self.axes, keepdims=True))
 
     def backward(self, gy, y, x):
         return gy - exp(y) * gy.sum(axis=self.axes, keepdims=True)
