@@ -134,15 +134,6 @@ def save_png(fig, path: Path) -> Path:
     return path
 
 
-def save_graph(t, path: Path, title: str) -> Path:
-    """A picture of t's graph: PNG drawn by Graphviz when installed, else the DOT text."""
-    try:
-        return gf.viz.render(t, path, title=title)
-    except gf.viz.GraphvizNotFoundError as exc:
-        print(f"  ({exc}; writing DOT text instead)")
-        return gf.viz.render(t, path.with_suffix(".dot"), title=title)
-
-
 def plot_slopes(xs, finite, exact, out_dir: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
@@ -200,6 +191,7 @@ def main(argv=None) -> dict:
 
     print("\nPart 2: the chain rule, node by node (gradient = d output / d node)")
     checks = {}
+    pictures = gf.viz.FallbackRenderer(say=lambda notice: print(f"  ({notice})"))
     for name, (build, values) in EXPRESSIONS.items():
         rows, out = check_expression(build, values, device)
         checks[name] = rows
@@ -208,7 +200,7 @@ def main(argv=None) -> dict:
         for r in rows:
             print(f"    {r['node']:<10} {r['value']:>11.6f} {r['grad']:>11.6f} {r['nudge']:>12.6f}"
                   f" {abs(r['grad'] - r['nudge']):>9.1e} {'ok' if r['ok'] else 'MISMATCH'}")
-        files.append(save_graph(out, args.out / f"{name}.png", build.__doc__))
+        files.append(pictures.render(out, args.out / f"{name}.png", title=build.__doc__))
     n_ok = sum(r["ok"] for rows in checks.values() for r in rows)
     n_all = sum(len(rows) for rows in checks.values())
     print(f"  {n_ok}/{n_all} gradients match their nudges (|diff| <= {CHECK_ATOL:g} + "

@@ -104,6 +104,10 @@ def make_moons(n_samples: int = 100, noise: float = 0.1, seed: int = 1337) -> tu
     return X[perm], y[perm]
 
 
+# make_moons labels its first half circle, the upper one, -1.
+CLASS_NAMES = {-1: "class -1 (upper moon)", 1: "class +1 (lower moon)"}
+
+
 class MLP:
     """Fully connected layers with ReLU between them, initialised as micrograd's (U(-1, 1), 0)."""
 
@@ -205,41 +209,65 @@ def save_png(fig, path: Path) -> Path:
     return path
 
 
-def save_graph(t, path: Path, title: str, **kw) -> Path:
-    """A picture of t's graph: PNG drawn by Graphviz when installed, else the DOT text."""
-    try:
-        return gf.viz.render(t, path, title=title, **kw)
-    except gf.viz.GraphvizNotFoundError as exc:
-        print(f"  ({exc}; writing DOT text instead)")
-        return gf.viz.render(t, path.with_suffix(".dot"), title=title, **kw)
+def boundary_figure(model, X, y, history, step: float, device):
+    """The lesson's figure: the decision boundary over the data, and the training curves.
 
+    Args:
+        model: the trained MLP.
+        X, y: the two-moons points (n, 2) and their labels -1/+1, as NumPy arrays.
+        history: (step, loss, accuracy) per SGD step.
+        step: the spacing of the grid the boundary is evaluated on.
+        device: where the model lives.
 
-def plot_boundary(model, X, y, history, step: float, out_dir: Path, device) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Returns:
+        A matplotlib Figure: axes[0] the boundary, axes[1] the loss (axes[2] its accuracy twin).
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # not pyplot: no global figure state to close
+    from matplotlib.lines import Line2D
 
     x_min, x_max = X[:, 0].min() - 1, X[:, 0].max() + 1
     y_min, y_max = X[:, 1].min() - 1, X[:, 1].max() + 1
     xx, yy = np.meshgrid(np.arange(x_min, x_max, step), np.arange(y_min, y_max, step))
     grid = gf.tensor(np.c_[xx.ravel(), yy.ravel()], dtype=gf.float64, device=device)
     with gf.no_grad():
-        Z = (model(grid).numpy() > 0).reshape(xx.shape)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ax1.contourf(xx, yy, Z, cmap=plt.cm.Spectral, alpha=0.8)
-    ax1.scatter(X[:, 0], X[:, 1], c=y, s=30, cmap=plt.cm.Spectral, edgecolors="k")
-    ax1.set(xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()),
+        scores = model(grid).numpy().reshape(xx.shape)
+    colors = {-1: colormaps["Spectral"](0.0), 1: colormaps["Spectral"](1.0)}
+    fig = Figure(figsize=(11, 4.2))
+    ax1, ax2 = fig.subplots(1, 2)
+    # Each class's region in a light shade of the colour of its points.
+    ax1.contourf(xx, yy, scores, levels=[-np.inf, 0, np.inf], colors=[colors[-1], colors[1]],
+                 alpha=0.25)
+    if scores.min() < 0 < scores.max():  # a grid on one side of 0 has no boundary to draw
+        ax1.contour(xx, yy, scores, levels=[0], colors="k", linewidths=1.5)
+    for label, color in colors.items():
+        pts = X[y == label]
+        ax1.scatter(pts[:, 0], pts[:, 1], s=30, color=color, edgecolors="k",
+                    label=CLASS_NAMES[label])
+    handles, _ = ax1.get_legend_handles_labels()
+    boundary = Line2D([], [], color="k", lw=1.5, label="decision boundary (score 0)")
+    ax1.legend(handles=handles + [boundary], loc="upper right", fontsize=8)
+    ax1.set(xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()), xlabel="x1", ylabel="x2",
             title=f"decision boundary, training accuracy {history[-1][2] * 100:.0f}%")
+    _plot_training(ax2, history)
+    return fig
+
+
+def _plot_training(ax, history) -> None:
     steps = [h[0] for h in history]
-    ax2.plot(steps, [h[1] for h in history], color="tab:blue", label="loss")
-    ax2.set(xlabel="SGD step", ylabel="hinge + L2 loss", yscale="log", title="training")
-    ax3 = ax2.twinx()
-    ax3.plot(steps, [h[2] * 100 for h in history], color="tab:green", label="accuracy")
-    ax3.set(ylabel="training accuracy (%)", ylim=(0, 101))
-    fig.legend(loc="center right", bbox_to_anchor=(0.9, 0.5), fontsize=8)
-    path = save_png(fig, out_dir / "moons_boundary.png")
-    plt.close(fig)
-    return path
+    ax.plot(steps, [h[1] for h in history], color="tab:blue", label="loss")
+    ax.set(xlabel="SGD step", ylabel="hinge + L2 loss", yscale="log", title="training")
+    twin = ax.twinx()
+    twin.plot(steps, [h[2] * 100 for h in history], color="tab:green", label="accuracy")
+    twin.set(ylabel="training accuracy (%)", ylim=(0, 101))
+    # One legend for both curves: on the twin, which is drawn on top of the loss axes.
+    twin.legend(handles=ax.get_lines() + twin.get_lines(), loc="center right", fontsize=8)
+
+
+def plot_boundary(model, X, y, history, step: float, out_dir: Path, device) -> Path:
+    """Write `boundary_figure` to out_dir/moons_boundary.png; returns the path."""
+    return save_png(boundary_figure(model, X, y, history, step, device),
+                    out_dir / "moons_boundary.png")
 
 
 def main(argv=None) -> dict:
@@ -269,11 +297,13 @@ def main(argv=None) -> dict:
         parser.error(f"--device {args.device}: {exc}")
     args.out.mkdir(parents=True, exist_ok=True)
     files = []
+    # Without Graphviz: DOT text instead of PNGs, and one notice for the run, not per graph.
+    pictures = gf.viz.FallbackRenderer(say=lambda notice: print(f"  ({notice})"))
 
     print("Part 1: 0-d tensors as micrograd's scalar values")
     scalars = scalar_lesson(device)
-    files.append(save_graph(scalars["graph"], args.out / "readme_expression.png",
-                            "micrograd's README expression on 0-d gradflow tensors"))
+    files.append(pictures.render(scalars["graph"], args.out / "readme_expression.png",
+                                 title="micrograd's README expression on 0-d gradflow tensors"))
 
     print(f"\nPart 2: a 2-16-16-1 MLP on {args.samples} points of the two moons, hinge loss + L2, "
           "SGD with decaying rate")
@@ -289,8 +319,8 @@ def main(argv=None) -> dict:
         result["scalar_max_diff"] = diff
     files.append(plot_boundary(result["model"], X, y, result["history"],
                                0.25 if args.fast else 0.02, args.out, device))
-    files.append(save_graph(result["graph"], args.out / "mlp_loss_graph.png",
-                            "the MLP's loss: one box per recorded op", rankdir="TB"))
+    files.append(pictures.render(result["graph"], args.out / "mlp_loss_graph.png",
+                                 title="the MLP's loss: one box per recorded op", rankdir="TB"))
     print("\nwrote " + ", ".join(str(p) for p in files))
     result.update({"scalars": scalars, "files": files, "X": X, "y": y})
     return result

@@ -118,15 +118,6 @@ def save_png(fig, path: Path) -> Path:
     return path
 
 
-def save_graph(t, path: Path, title: str) -> Path:
-    """A picture of t's graph: PNG drawn by Graphviz when installed, else the DOT text."""
-    try:
-        return gf.viz.render(t, path, title=title)
-    except gf.viz.GraphvizNotFoundError as exc:
-        print(f"  ({exc}; writing DOT text instead)")
-        return gf.viz.render(t, path.with_suffix(".dot"), title=title)
-
-
 def plot_losses(batch_losses, full_losses, steps_per_epoch, out_dir: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
@@ -168,6 +159,8 @@ def main(argv=None) -> dict:
     mf.configure(device=device, dtype=gf.float64)
     args.out.mkdir(parents=True, exist_ok=True)
     files = []
+    # Without Graphviz: DOT text instead of a PNG, and one notice for the run, not per graph.
+    pictures = gf.viz.FallbackRenderer(say=lambda notice: print(f"  ({notice})"))
 
     X_, y_, about = load_data(args.data, args.seed)
     params = init_params(X_.shape[1], 10, args.seed)
@@ -230,8 +223,8 @@ def main(argv=None) -> dict:
                                  - t[k].grad.numpy()).max()) for k in params)
     print(f"  MiniFlow nodes vs plain gradflow: |cost difference| = {cost_diff:.2e}, "
           f"max |gradient difference| = {grad_diff:.2e}")
-    files.append(save_graph(loss, args.out / "graph.png",
-                            "the MiniFlow network on gradflow's tape"))
+    files.append(pictures.render(loss, args.out / "graph.png",
+                                 title="the MiniFlow network on gradflow's tape"))
 
     print(f"\n5. Train on {about}: {epochs} epochs, batches of {batch}, learning rate {args.lr}")
     net = define_network()

@@ -15,7 +15,8 @@ from pathlib import Path
 from .graph import topological_order
 from .tensor import Tensor
 
-__all__ = ["to_dot", "render", "GraphvizNotFoundError", "GRAPHVIZ_INSTALL_HINT"]
+__all__ = ["to_dot", "render", "FallbackRenderer", "GraphvizNotFoundError",
+           "GRAPHVIZ_INSTALL_HINT"]
 
 GRAPHVIZ_INSTALL_HINT = (
     "install Graphviz, which provides the `dot` program: `apt-get install graphviz` (Debian, "
@@ -160,7 +161,8 @@ def to_dot(tensor: Tensor, max_values: int = 4, rankdir: str = "LR",
             else:
                 src = f"const{n_const}"
                 n_const += 1
-                lines.append(f'  {src} [shape=plaintext, label="{_escape(_fmt_const(x, max_values))}"];')
+                text = _escape(_fmt_const(x, max_values))
+                lines.append(f'  {src} [shape=plaintext, label="{text}"];')
             label = f' [label="{pos}"]' if several else ""
             lines.append(f"  {src} -> {node}{label};")
     lines.append("}")
@@ -223,6 +225,46 @@ def render(tensor: Tensor, path, max_values: int = 4, rankdir: str = "LR",
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+class FallbackRenderer:
+    """`render` for a script that draws several graphs: where Graphviz is missing it writes the
+    DOT text beside the picture instead (same name, suffix .dot) and says so once, not once per
+    graph.
+
+    Args:
+        say: called once with the notice (default: print).
+
+    Example:
+        >>> pictures = gf.viz.FallbackRenderer()
+        >>> pictures.render(loss, "runs/loss.png")   # runs/loss.png, or runs/loss.dot and a notice
+        >>> pictures.render(grad, "runs/grad.png")   # no second notice
+    """
+
+    def __init__(self, say=print) -> None:
+        self.say = say
+        self.told = False
+
+    def render(self, tensor: Tensor, path, **kw) -> Path:
+        """Draw like `render`; without Graphviz's `dot`, write the DOT text instead.
+
+        Args:
+            tensor: the output of a recorded computation.
+            path: the picture to write (.svg, .png, .pdf).
+            **kw: `render`'s max_values, rankdir, title, timeout.
+
+        Returns:
+            The path written: `path`, or `path` with suffix .dot when Graphviz is missing.
+        """
+        try:
+            return render(tensor, path, **kw)
+        except GraphvizNotFoundError:
+            if not self.told:
+                self.told = True
+                self.say("Graphviz's `dot` is not on the PATH, so graph pictures are written "
+                         f"as DOT text: {GRAPHVIZ_INSTALL_HINT}")
+            kw.pop("timeout", None)  # no drawing, so nothing to wait for
+            return render(tensor, Path(path).with_suffix(".dot"), **kw)
 
 
 def _temp_name(path: Path) -> str:

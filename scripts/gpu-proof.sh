@@ -345,7 +345,7 @@ if selected bench; then
     run_stage bench 240 "$PY" -m gradflow.bench --mode quick --rounds 3 --out "$OUT_DIR/bench"
     detail="$(grep -m1 -E '^wrote .*\.json' "$OUT_DIR/bench.log")"
     # Without a GPU column the report still passes, on the CPU alone: not a proof.
-    if [ "$STAGE_RC" -eq 0 ] && ! grep -qE '^(elementwise chain|matmul).* cuda' \
+    if [ "$STAGE_RC" -eq 0 ] && ! grep -qE '^  [^ ].*  cuda(:[0-9]+)? +[0-9]' \
             "$OUT_DIR/bench.log"; then
         STAGE_RC=1
         detail="no GPU rows in the report; $detail"

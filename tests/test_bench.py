@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,35 @@ def test_report_tiny_mode_writes_table_json_and_png(tmp_path):
     png = (tmp_path / "cpu-tiny.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files left
+    # The report as printed fits 100 columns (the lines after it name files, of any length).
+    printed = proc.stdout[proc.stdout.index("time per iteration"):proc.stdout.index("\nwrote ")]
+    assert max(len(line) for line in printed.splitlines()) <= report.WIDTH == 100
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.iterdir()}
+
+
+def test_a_run_without_out_writes_bench_results_not_the_committed_results(tmp_path):
+    committed = ROOT / "benchmarks" / "results"
+    before = _snapshot(committed)
+    proc = subprocess.run(  # the quickest run there is: one workload, one round, no extras
+        [sys.executable, "-m", "gradflow.bench", "--mode", "tiny", "--only", "chain",
+         "--rounds", "1", "--round-seconds", "0.002", "--no-memory", "--no-torch",
+         "--no-chart", "--device", "cpu"],
+        cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert _snapshot(committed) == before
+    written = (tmp_path / "bench-results" / "cpu-tiny.json").resolve()  # as the run's cwd reads
+    assert json.loads(written.read_text())["mode"] == "tiny"
+    assert [p.name for p in tmp_path.iterdir()] == ["bench-results"]
+    # It says where, before the run and after it.
+    assert f"results go to {written.parent}" in proc.stdout
+    assert f"wrote {written}" in proc.stdout
+    if (ROOT / ".git").exists() and shutil.which("git"):  # and git leaves the folder alone
+        ignored = subprocess.run(["git", "check-ignore", "-q", "bench-results/cpu-tiny.json"],
+                                 cwd=ROOT)
+        assert ignored.returncode == 0, "bench-results/ is not in .gitignore"
 
 
 def test_training_peak_memory_counts_parameters_and_state():
@@ -178,7 +208,8 @@ def test_benchmark_suite_prints_ratios_after_timing():
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     out = proc.stdout
     table = out[out.index("gradflow vs hand-written and PyTorch"):]
-    assert re.search(r"elementwise chain +32x32 +cpu +[\d.]+ us +[\d.]+ us +[\d.]+ ", table)
+    assert re.search(r"^elementwise chain\n  32x32 +cpu +[\d.]+ us +[\d.]+ us +[\d.]+ ", table,
+                     re.M)
     assert "targets (measured, not asserted):" in table
     assert out.index("gradflow vs hand") > out.index("benchmark 'elementwise chain 32x32'")
 
@@ -484,10 +515,106 @@ def test_table_and_targets_with_a_gpu_column():
     status = {t["target"]: (t["status"], t["value"]) for t in res["targets"]}
     assert status["GPU matmul fwd+bwd 4096x4096: speedup over the CPU >= 10"] == ("met", 20.0)
     assert status["GPU MNIST epoch: speedup over the CPU > 1"] == ("met", 4.0)
-    table = report.format_table(res)
-    line = next(ln for ln in table.splitlines() if ln.startswith("matmul") and "cuda:0" in ln)
-    assert line.rstrip().endswith("20.00x")
-    assert "200 ms" in line and "190 ms" in line
+    times, per_op = report.format_table(res).split("\n\nper op")
+    # Each workload's title, then a line per size and device under it.
+    lines = times.splitlines()
+    at = lines.index("matmul")
+    assert lines[at + 1].split()[:2] == ["4096x4096", "cpu"]
+    cuda = lines[at + 2]
+    assert cuda.split()[:2] == ["4096x4096", "cuda:0"]
+    assert "200 ms" in cuda and "190 ms" in cuda and "1.05" in cuda
+    speedups = [ln for ln in per_op.splitlines() if "cuda:0" in ln]
+    assert len(speedups) == 2 and speedups[0].rstrip().endswith("20.00x")
+    assert "66.7 ms" in speedups[0]  # 0.2 s over the matmul's 3 ops
+    assert speedups[1].rstrip().endswith("4.00x")  # the epoch: no ops, but a speedup
+
+
+def _tiny_gpu_result():
+    """A report with the longest labels there are (tiny mode's) on two devices, every
+    contender timed."""
+    rows = []
+    for i, w in enumerate(wl.workloads("tiny")):
+        t = {f"{impl}__{dev}": (1 + i) * scale * f for impl, f in (
+            ("gradflow", 1.0), ("hand", 0.7), ("torch", 1.3)) for dev, scale in (
+            ("cpu", 1.234e-3), ("cuda:0", 9.87e-5))}
+        rows.append((w.key, w.size, w.ops, t))
+    res = _fake(rows, devices=("cpu", "cuda:0"))
+    for r, w in zip(res["rows"], wl.workloads("tiny")):
+        r["title"] = w.title
+    res["unmeasured"] = ["torch: PyTorch is not installed; its columns are empty"]
+    res["memory"] = {"workload": "MLP 784-64-64-10 + Adam step batch 32", "steps": 3,
+                     "peaks": {"gradflow/cuda:0": {"method": memory.GPU_METHOD,
+                                                   "peak_bytes": 2 ** 20}},
+                     "missing": {"torch/cuda:0": "PyTorch's allocator is not seen by "
+                                                 "tracemalloc or CuPy's pool"}}
+    return res
+
+
+@pytest.mark.parametrize("name", ["tiny-gpu", "cpu-quick", "cpu-full", "cpu-cnn-quick"])
+def test_the_printed_report_fits_100_columns_and_keeps_every_figure(name):
+    if name == "tiny-gpu":
+        res = _tiny_gpu_result()
+    else:
+        res = json.loads((ROOT / "benchmarks" / "results" / f"{name}.json").read_text())
+    text = report.format_table(res)
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    for r in res["rows"]:
+        assert r["title"] in text.splitlines() and f"  {r['size']} " in text
+        for t in r["timings"].values():
+            assert report._fmt_s(t["best_s"]) in text
+    words = " ".join(text.split())  # the targets, notes and reasons wrap but stay whole
+    for t in res["targets"]:
+        assert t["target"] in words
+    for u in res["unmeasured"]:
+        assert u in words
+
+
+def test_times_round_to_the_next_unit():
+    assert report._fmt_s(9.996e-4) == "1 ms" and report._fmt_s(0.0123) == "12.3 ms"
+    assert report._fmt_s(2.5e-9) == "2.5 ns" and report._fmt_s(None) == "-"
+
+
+# --- the chart ------------------------------------------------------------------------------------
+def _legend_labels(ax) -> list:
+    legend = ax.get_legend()
+    return [] if legend is None else [t.get_text() for t in legend.get_texts()]
+
+
+@pytest.mark.parametrize("devices, impls", [
+    (("cpu",), ("gradflow", "hand", "torch")),
+    (("cpu",), ("gradflow", "hand")),          # PyTorch missing
+    (("cpu",), ("gradflow", "torch")),         # no hand-written baseline
+    (("cpu", "cuda:0"), ("gradflow", "hand")),
+])
+def test_chart_has_one_legend_entry_per_contender_and_ratio_bars_from_1(devices, impls):
+    pytest.importorskip("matplotlib")
+    speed = {"gradflow": 1.0, "hand": 0.5, "torch": 2.0}  # ratios 2 and 0.5: both sides of 1
+    rows = [(k, s, None, {f"{i}__{d}": speed[i] * (1 + n) * (0.1 if d != "cpu" else 1)
+                          for i in impls for d in devices})
+            for n, (k, s) in enumerate((("chain", "32x32"), ("matmul", "1024x1024")))]
+    fig = report.chart_figure(_fake(rows, devices=devices))
+    times, ratios = fig.axes
+    labels = _legend_labels(times)
+    assert labels == [f"{report.IMPL_NAMES[i]} ({d})" for d in devices for i in impls]
+    expected = [f"gradflow / {report.IMPL_NAMES[o]} ({d})" for d in devices
+                for o in impls if o != "gradflow"]
+    assert _legend_labels(ratios) == expected  # unique: no entry for a baseline that is missing
+    bars = ratios.patches
+    assert len(bars) == len(expected) * len(rows)
+    for bar in bars:
+        start, end = bar.get_x(), bar.get_x() + bar.get_width()
+        assert start == 1.0 and end == pytest.approx(speed["gradflow"] / speed[
+            "hand" if end > 1 else "torch"])  # from 1 to gradflow / baseline
+    lo, hi = ratios.get_xlim()
+    assert ratios.get_xscale() == "log" and lo * hi == pytest.approx(1.0)  # centred on 1
+
+
+def test_chart_without_a_baseline_says_so():
+    pytest.importorskip("matplotlib")
+    fig = report.chart_figure(_fake([("chain", "32x32", 9, {"gradflow__cpu": 1e-3})]))
+    times, ratios = fig.axes
+    assert _legend_labels(times) == ["gradflow (cpu)"] and ratios.get_legend() is None
+    assert "no baseline ran beside gradflow" in [t.get_text() for t in ratios.texts]
 
 
 # --- the hot path: array-level rules agree with the recorded ones ---------------------------------

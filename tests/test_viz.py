@@ -145,6 +145,27 @@ def test_render_without_graphviz_says_how_to_install(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_fallback_renderer_writes_dot_text_and_says_so_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(gf.viz.shutil, "which", lambda name: None)
+    said = []
+    pictures = gf.viz.FallbackRenderer(say=said.append)
+    y = gf.tensor(1.0, requires_grad=True).tanh()
+    first = pictures.render(y, tmp_path / "a.png", title="a", rankdir="TB", timeout=5)
+    second = pictures.render(y * 2, tmp_path / "b.png")
+    assert (first, second) == (tmp_path / "a.dot", tmp_path / "b.dot")
+    assert first.read_text() == gf.viz.to_dot(y, title="a", rankdir="TB")
+    assert len(said) == 1 and "apt-get install graphviz" in said[0]  # once, not per graph
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.dot", "b.dot"]
+
+
+@needs_dot
+def test_fallback_renderer_draws_when_graphviz_is_there(tmp_path):
+    said = []
+    path = gf.viz.FallbackRenderer(say=said.append).render(
+        gf.tensor(1.0, requires_grad=True).tanh(), str(tmp_path / "a.png"))
+    assert path == tmp_path / "a.png" and path.read_bytes()[:4] == b"\x89PNG" and not said
+
+
 def test_render_rejects_unknown_suffix_and_missing_folder(tmp_path):
     y = gf.tensor(1.0, requires_grad=True).tanh()
     with pytest.raises(ValueError, match=r"\.jpeg"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .report import default_out_dir, format_table, run, save_chart, save_json
 from .workloads import MODES
@@ -29,8 +30,10 @@ def main(argv=None) -> int:
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory run")
     ap.add_argument("--rounds", type=int, help="timing rounds per contender")
     ap.add_argument("--round-seconds", type=float, help="seconds per timing round")
-    ap.add_argument("--out", metavar="DIR", help=f"where to write results "
-                    f"(default: {default_out_dir()})")
+    ap.add_argument("--out", metavar="DIR", type=Path,
+                    help="where to write the JSON and PNG (default: ./bench-results, which git "
+                         "ignores; the committed results are updated only with "
+                         "--out benchmarks/results)")
     ap.add_argument("--name", help="file name stem (default: <devices>-<mode>)")
     ap.add_argument("--no-chart", action="store_true", help="do not draw the PNG chart")
     args = ap.parse_args(argv)
@@ -41,17 +44,16 @@ def main(argv=None) -> int:
 
     impls = [i for i, off in (("gradflow", False), ("hand", args.no_hand),
                               ("torch", args.no_torch)) if not off]
+    # Never the tracked benchmarks/results/ unless named: a casual run must not overwrite them.
+    out = default_out_dir() if args.out is None else args.out
     t0 = time.perf_counter()
-    print(f"gradflow benchmark, {args.mode} mode", flush=True)
+    print(f"gradflow benchmark, {args.mode} mode; results go to {out}", flush=True)
     result = run(args.mode, devices=args.device, impls=impls, only=args.only,
                  rounds=args.rounds, round_s=args.round_seconds, memory=not args.no_memory,
                  log=lambda s: print(s, flush=True))
     print()
     print(format_table(result))
-    out = default_out_dir() if args.out is None else args.out
     stem = args.name or f"{'-'.join(d.split(':')[0] for d in result['devices'])}-{args.mode}"
-    from pathlib import Path
-    out = Path(out)
     path = save_json(result, out / f"{stem}.json")
     print(f"\nwrote {path}")
     if not args.no_chart:

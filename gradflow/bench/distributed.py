@@ -9,8 +9,8 @@ prints one table. Each worker measures, on its ranks:
 The settings compare one rank using every core (its BLAS threads) with N ranks of one thread
 each, so that both use the same cores. Needs the `dist` extra (mpi4py and an mpiexec).
 
-    python -m gradflow.bench.distributed                      # 1 and 2 ranks
-    python -m gradflow.bench.distributed --ranks 1,2,4 --out results/ --name cpu-distributed
+    python -m gradflow.bench.distributed                      # 1 and 2 ranks, printed only
+    python -m gradflow.bench.distributed --ranks 1,2,4 --out bench-results --name cpu-distributed
 """
 from __future__ import annotations
 
@@ -118,7 +118,8 @@ def format_table(rows: list[dict]) -> str:
     """The measurements as a table: one line per setting, the ratios against their baselines."""
     base = rows[0]["ddp_step_ms"]
     lines = [f"{'ranks':>5} {'threads':>8} {'allreduce flat':>15} {'per parameter':>14} "
-             f"{'step (DDP)':>11} {'step alone':>11} {'comm.':>6} {'samples/s':>10} {'speed-up':>9}"]
+             f"{'step (DDP)':>11} {'step alone':>11} {'comm.':>6} {'samples/s':>10} "
+             f"{'speed-up':>9}"]
     for r in rows:
         comm = r["ddp_step_ms"] - r["compute_step_ms"]
         lines.append(
@@ -135,7 +136,8 @@ def main(argv=None) -> int:
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--ranks", default="1,2", help="rank counts to compare (default: 1,2)")
     ap.add_argument("--steps", type=int, default=40, help="timed steps per setting (default 40)")
-    ap.add_argument("--out", type=Path, help="directory for NAME.json (default: print only)")
+    ap.add_argument("--out", type=Path, help="directory for NAME.json (default: print only; "
+                    "--out benchmarks/results updates the committed results)")
     ap.add_argument("--name", default="distributed", help="file name stem (default: distributed)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -153,14 +155,15 @@ def main(argv=None) -> int:
     print(f"\nMNIST MLP {'-'.join(map(str, MLP))}, {rows[0]['values']:,} gradients, global "
           f"batch {GLOBAL_BATCH}, backend {rows[0]['backend']}, device {rows[0]['device']}:")
     print(format_table(rows))
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        from .machine import machine_info
-        path = args.out / f"{args.name}.json"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"machine": machine_info(), "settings": rows}, indent=1))
-        tmp.replace(path)
-        print(f"wrote {path}")
+    # Only where the user names: the default writes nothing, so a run never touches the
+    # committed benchmarks/results/ (pass --out benchmarks/results to update them on purpose).
+    if args.out is None:
+        print("(not saved: --out DIR writes DIR/NAME.json)")
+        return 0
+    from .machine import machine_info
+    from .report import save_json  # a unique temporary name, then a rename
+    path = save_json({"machine": machine_info(), "settings": rows}, args.out / f"{args.name}.json")
+    print(f"wrote {path}")
     return 0
 
 

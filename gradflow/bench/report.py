@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,8 @@ from .memory import training_peak
 from .timing import Timing, compare, merge
 from .workloads import MODES, Unavailable, Workload, torch_or_none, workloads
 
-__all__ = ["run", "Row", "format_table", "targets", "save_json", "save_chart",
-           "default_out_dir", "LOCAL_IMPLS"]
+__all__ = ["run", "Row", "format_table", "targets", "save_json", "save_chart", "chart_figure",
+           "default_out_dir", "LOCAL_IMPLS", "IMPL_NAMES"]
 
 LOCAL_IMPLS = ("gradflow", "hand")  # run in this process; "torch" runs in the worker
 
@@ -344,9 +345,13 @@ def targets(result: dict) -> list[dict]:
 
 
 # --- output ---------------------------------------------------------------------------------------
+WIDTH = 100  # the printed report fits a 100-column terminal
+
+
 def _fmt_s(s: float | None) -> str:
     if s is None:
         return "-"
+    s = float(f"{s:.3g}")  # round first, so that 999.7 us reads 1 ms, not "1e+03 us"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
         if s >= scale or unit == "ns":
             v = s / scale
@@ -358,66 +363,147 @@ def _fmt_r(r: float | None) -> str:
     return "-" if r is None else f"{r:.2f}"
 
 
-def format_table(result: dict) -> str:
-    """The results as a plain-text table: one line per workload and device."""
-    head = ("workload", "size", "device", "gradflow", "hand-written", "gf/hand", "torch",
-            "gf/torch", "per op gf | torch", "GPU speedup")
-    lines = []
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a / b
+
+
+def _wrap(text: str, indent: str = "", hang: int = 4) -> list[str]:
+    """`text` as lines of at most WIDTH columns, continuation lines indented `hang` more."""
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, break_on_hyphens=False,
+                         subsequent_indent=indent + " " * hang, break_long_words=False) or [""]
+
+
+def _grid(head: tuple, groups: list) -> list[str]:
+    """A text table whose rows come in groups under a title line (the workload): the first
+    column holds each row's size indented under it, so titles and sizes need no column each.
+
+    Args:
+        head: the column headers.
+        groups: (title, rows) pairs; each row a tuple of cells, one per header.
+
+    Returns:
+        The lines: header, rule, then each title followed by its rows.
+    """
+    rows = [("  " + str(r[0]),) + tuple(str(c) for c in r[1:]) for _, rs in groups for r in rs]
+    widths = [max(len(x[i]) for x in [head] + rows) for i in range(len(head))]
+    fmt = "  ".join(f"{{:{'<' if i < 2 else '>'}{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head).rstrip(), fmt.format(*("-" * w for w in widths))]
+    i = 0
+    for title, rs in groups:
+        lines.append(title)
+        for _ in rs:
+            lines.append(fmt.format(*rows[i]).rstrip())
+            i += 1
+    return lines
+
+
+def _cells(result: dict):
+    """(row, device, best seconds per contender) for every workload and device that ran."""
     for r in result["rows"]:
         for d in result["devices"]:
             t = r["timings"]
+            best = {impl: (t[f"{impl}/{d}"]["best_s"] if f"{impl}/{d}" in t else None)
+                    for impl in ("gradflow", "hand", "torch")}
+            if any(v is not None for v in best.values()):
+                yield r, d, best
 
-            def b(impl, d=d, t=t):
-                v = t.get(f"{impl}/{d}")
-                return None if v is None else v["best_s"]
-            g, h, p = b("gradflow"), b("hand"), b("torch")
-            if g is None and h is None and p is None:
-                continue
-            ops = r["ops_per_iteration"]
-            per_op = "-"
-            if ops and g is not None:
-                per_op = f"{_fmt_s(g / ops)} | {_fmt_s(p / ops) if p is not None else '-'}"
-            speed = "-"
-            if d != "cpu":
-                cpu = b("gradflow", "cpu")
-                speed = _fmt_r(cpu / g) + "x" if cpu is not None and g is not None else "-"
-            lines.append((r["title"], r["size"], d, _fmt_s(g), _fmt_s(h),
-                          _fmt_r(None if g is None or h is None else g / h), _fmt_s(p),
-                          _fmt_r(None if g is None or p is None else g / p), per_op, speed))
-    widths = [max(len(str(x[i])) for x in [head] + lines) for i in range(len(head))]
-    fmt = "  ".join(f"{{:{'<' if i < 3 else '>'}{w}}}" for i, w in enumerate(widths))
-    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
-    out += [fmt.format(*x) for x in lines]
-    mem = result.get("memory") or {}
-    if mem.get("peaks"):
-        out.append("")
-        out.append(f"peak memory, {mem['workload']} (build + {mem['steps']} steps):")
-        for k, v in mem["peaks"].items():
-            out.append(f"  {k:18s} {v['peak_bytes'] / 2**20:8.1f} MiB  ({v['method']})")
-        for k, why in mem.get("missing", {}).items():
-            out.append(f"  {k:18s} {'-':>8s}      ({why})")
-    out.append("")
-    out.append("targets (measured, not asserted):")
+
+def _grouped(items) -> list:
+    """(title, rows) pairs from (title, row) items, keeping their order."""
+    groups: list = []
+    for title, row in items:
+        if not groups or groups[-1][0] != title:
+            groups.append((title, []))
+        groups[-1][1].append(row)
+    return groups
+
+
+def _times_table(result: dict) -> list[str]:
+    head = ("workload, size", "device", "gradflow", "hand-written", "gf/hand", "PyTorch",
+            "gf/torch")
+    items = [(r["title"], (r["size"], d, _fmt_s(b["gradflow"]), _fmt_s(b["hand"]),
+                           _fmt_r(_ratio(b["gradflow"], b["hand"])), _fmt_s(b["torch"]),
+                           _fmt_r(_ratio(b["gradflow"], b["torch"]))))
+             for r, d, b in _cells(result)]
+    intro = ("time per iteration, best round; gf/x: gradflow's time over x's (below 1: gradflow "
+             "is faster)")
+    return _wrap(intro) + _grid(head, _grouped(items))
+
+
+def _per_op_table(result: dict) -> list[str]:
+    """Time per op where a workload counts its ops, and the GPU's speedup: the rows that have
+    either (none on a CPU-only run without op counts)."""
+    head = ("workload, size", "device", "ops", "gf per op", "torch per op", "GPU speedup")
+    items = []
+    for r, d, b in _cells(result):
+        ops = r["ops_per_iteration"]
+        if not ops and d == "cpu":
+            continue
+        g, p = b["gradflow"], b["torch"]
+        cpu = r["timings"].get("gradflow/cpu", {}).get("best_s")
+        speed = "-" if d == "cpu" or _ratio(cpu, g) is None else _fmt_r(cpu / g) + "x"
+        items.append((r["title"], (r["size"], d, ops or "-",
+                                   _fmt_s(g / ops) if ops and g is not None else "-",
+                                   _fmt_s(p / ops) if ops and p is not None else "-", speed)))
+    if not items:
+        return []
+    intro = "per op: time per iteration / ops; GPU speedup: gradflow's CPU time over its GPU time"
+    return [""] + _wrap(intro) + _grid(head, _grouped(items))
+
+
+def _memory_lines(mem: dict) -> list[str]:
+    if not mem.get("peaks"):
+        return []
+    out = ["", f"peak memory, {mem['workload']} (build + {mem['steps']} steps):"]
+    for k, v in mem["peaks"].items():
+        out.append(f"  {k:18s} {v['peak_bytes'] / 2**20:8.1f} MiB  ({v['method']})")
+    for k, why in mem.get("missing", {}).items():
+        out += _wrap(f"{k:18s} {'-':>8s}      ({why})", "  ", 33)
+    return out
+
+
+def _target_lines(result: dict) -> list[str]:
+    out = ["", "targets (measured, not asserted):"]
     for t in result["targets"]:
         v = "-" if t["value"] is None else f"{t['value']:.3f}"
         extra = f" ({t['why']})" if t["status"] == "unmeasured" else ""
-        out.append(f"  [{t['status']:>10s}] {t['target']}: {v}{extra}")
+        out += _wrap(f"[{t['status']:>10s}] {t['target']}: {v}{extra}", "  ", 13)
     for u in result["unmeasured"]:
-        out.append(f"  note: {u}")
+        out += _wrap(f"note: {u}", "  ", 6)
     missing = sorted({f"{k}: {why}" for r in result["rows"] for k, why in r["missing"].items()
                       if not k.startswith("hand/") or "has no hand" not in why})
     for m in missing:
-        out.append(f"  skipped {m}")
+        out += _wrap(f"skipped {m}", "  ", 8)
+    return out
+
+
+def format_table(result: dict) -> str:
+    """The results as plain text of at most 100 columns: a table of times and gradflow's
+    ratios, one of times per op and GPU speedups, the peak memory and the targets.
+
+    Args:
+        result: what `run` returns (or its JSON, loaded).
+
+    Returns:
+        The report as one string of lines.
+
+    Example:
+        >>> print(format_table(json.load(open("bench-results/cpu-quick.json"))))
+    """
+    out = _times_table(result) + _per_op_table(result)
+    out += _memory_lines(result.get("memory") or {}) + _target_lines(result)
     return "\n".join(out)
 
 
 def default_out_dir() -> Path:
-    """benchmarks/results in the source checkout gradflow runs from, else in the current
-    directory."""
-    root = Path(gf.__file__).resolve().parents[1]
-    if (root / "benchmarks").is_dir():
-        return root / "benchmarks" / "results"
-    return Path.cwd() / "benchmarks" / "results"
+    """Where `python -m gradflow.bench` writes when not told: bench-results/ in the current
+    directory, which git ignores, so that a run never overwrites the committed results in
+    benchmarks/results/ (pass `--out benchmarks/results` to update those on purpose).
+
+    Returns:
+        The absolute path of ./bench-results.
+    """
+    return Path.cwd() / "bench-results"
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -451,65 +537,149 @@ def save_json(result: dict, path) -> Path:
 
 
 def save_chart(result: dict, path) -> Path:
-    """Draw the results to a PNG at `path`: seconds per iteration of every contender per
-    workload (log scale), and gradflow's ratios to the baselines.
+    """Draw the results to a PNG at `path` (see `chart_figure`), through a temporary file.
+
+    Args:
+        result: what `run` returns (or its JSON, loaded).
+        path: the PNG to write; its folder is created.
+
+    Returns:
+        `path`, as a Path.
 
     Raises:
         ImportError: matplotlib is not installed (pip install matplotlib).
+
+    Example:
+        >>> save_chart(json.load(open("bench-results/cpu-quick.json")), "/tmp/cpu-quick.png")
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = result["rows"]
-    keys = sorted({k for r in rows for k in r["timings"]},
-                  key=lambda k: (k.split("/")[1] != "cpu", k.split("/")[1],
-                                 ["gradflow", "hand", "torch"].index(k.split("/")[0])))
-    labels = [f"{r['title']}\n{r['size']}" for r in rows]
-    n = max(len(rows), 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 0.75 * n + 2.5),
-                                   gridspec_kw={"width_ratios": [3, 2]})
-    height = 0.8 / max(len(keys), 1)
-    names = {"gradflow": "gradflow", "hand": "hand-written", "torch": "PyTorch"}
-    for j, k in enumerate(keys):
-        impl, dev = k.split("/")
-        ys, xs = [], []
-        for i, r in enumerate(rows):
-            t = r["timings"].get(k)
-            if t is not None:
-                ys.append(i + (j - (len(keys) - 1) / 2) * height)
-                xs.append(t["best_s"])
-        ax1.barh(ys, xs, height=height, label=f"{names[impl]} ({dev})")
-    ax1.set_xscale("log")
-    ax1.set_yticks(range(len(rows)), labels, fontsize=8)
-    ax1.invert_yaxis()
-    ax1.set_xlabel("seconds per iteration (best round; lower is better)")
-    ax1.legend(fontsize=8, loc="lower right")
-    ax1.grid(axis="x", which="both", alpha=0.3)
-
-    series = [("gradflow/hand", "hand"), ("gradflow/torch", "torch")]
-    for j, (label, other) in enumerate(series):
-        ys, xs = [], []
-        for i, r in enumerate(rows):
-            g, o = r["timings"].get("gradflow/cpu"), r["timings"].get(f"{other}/cpu")
-            if g is not None and o is not None:
-                ys.append(i + (j - 0.5) * 0.4)
-                xs.append(g["best_s"] / o["best_s"])
-        ax2.barh(ys, xs, height=0.4, label=f"{label} (cpu)")
-    ax2.axvline(1.0, color="k", lw=1, ls="--")
-    ax2.set_xscale("log")
-    ax2.set_yticks(range(len(rows)), [""] * len(rows))
-    ax2.invert_yaxis()
-    ax2.set_xlabel("gradflow time / baseline time (below 1: gradflow faster)")
-    ax2.legend(fontsize=8, loc="lower right")
-    ax2.grid(axis="x", which="both", alpha=0.3)
-    host = result["machine"]["host"]
-    core = result["machine"]["env"].get("OPENBLAS_CORETYPE") or "unset"
-    fig.suptitle(f"gradflow benchmark ({result['mode']}): {host['cpu']}, "
-                 f"{host['usable_cpus']} cores, OPENBLAS_CORETYPE={core}; "
-                 f"devices: {', '.join(result['devices'])}", fontsize=10)
-    fig.tight_layout()
+    fig = chart_figure(result)
     path = Path(path)
     _atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
     return path
+
+
+IMPL_NAMES = {"gradflow": "gradflow", "hand": "hand-written", "torch": "PyTorch"}
+# One colour per contender in both panels: a ratio bar has the colour of its baseline.
+_COLORS = {"gradflow": "tab:blue", "hand": "tab:orange", "torch": "tab:green"}
+
+
+def _style(impl: str, device: str) -> dict:
+    # GPU bars are hatched, so that cpu and cuda of one contender tell apart in one colour.
+    return {"color": _COLORS[impl], "hatch": None if device == "cpu" else "//",
+            "edgecolor": "white", "linewidth": 0.5}
+
+
+def chart_figure(result: dict):
+    """The chart of `result` as a matplotlib Figure (no pyplot state, nothing shown).
+
+    Left: seconds per iteration of every contender that ran, per workload (log scale). Right:
+    gradflow's time over each baseline's on each device, as bars that start at 1 (the same
+    speed) and end at the ratio, on a log scale centred on 1, so that "2x slower" and "2x
+    faster" are bars of one length. Contenders and baselines that did not run have no legend
+    entry.
+
+    Args:
+        result: what `run` returns (or its JSON, loaded).
+
+    Returns:
+        A matplotlib.figure.Figure with the two axes, times first.
+
+    Raises:
+        ImportError: matplotlib is not installed (pip install matplotlib).
+
+    Example:
+        >>> fig = chart_figure(json.load(open("benchmarks/results/cpu-quick.json")))
+        >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        ['gradflow (cpu)', 'hand-written (cpu)', 'PyTorch (cpu)']
+    """
+    from matplotlib.figure import Figure
+
+    rows = result["rows"]
+    n = max(len(rows), 1)
+    fig = Figure(figsize=(15, 0.75 * n + 3), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [3, 2]})
+    _draw_times(ax1, rows)
+    _draw_ratios(ax2, rows, result["devices"])
+    ax1.set_yticks(range(len(rows)), [f"{r['title']}\n{r['size']}" for r in rows], fontsize=8)
+    ax1.set_ylim(len(rows) - 0.5, -0.5)  # the first workload on top
+    fig.suptitle(_chart_title(result), fontsize=10)
+    return fig
+
+
+def _chart_title(result: dict) -> str:
+    machine = result.get("machine") or {}
+    host = machine.get("host") or {}
+    core = (machine.get("env") or {}).get("OPENBLAS_CORETYPE") or "unset"
+    return (f"gradflow benchmark ({result.get('mode', '?')}): {host.get('cpu', '?')}, "
+            f"{host.get('usable_cpus', '?')} cores, OPENBLAS_CORETYPE={core}; "
+            f"devices: {', '.join(result['devices'])}")
+
+
+def _draw_times(ax, rows) -> None:
+    order = ["gradflow", "hand", "torch"]
+    keys = sorted({k for r in rows for k in r["timings"]},
+                  key=lambda k: (k.split("/")[1] != "cpu", k.split("/")[1],
+                                 order.index(k.split("/")[0])))
+    height = 0.8 / max(len(keys), 1)
+    for j, k in enumerate(keys):
+        impl, dev = k.split("/")
+        pts = [(i + (j - (len(keys) - 1) / 2) * height, r["timings"][k]["best_s"])
+               for i, r in enumerate(rows) if k in r["timings"]]
+        ys, xs = zip(*pts)
+        ax.barh(ys, xs, height=height, label=f"{IMPL_NAMES[impl]} ({dev})", **_style(impl, dev))
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per iteration (best round; lower is better)")
+    ax.grid(axis="x", which="both", alpha=0.3)
+    if keys:
+        _legend_above(ax, ncol=3)
+
+
+def _ratio_series(rows, devices) -> list:
+    """(baseline, device, [(row index, gradflow / baseline)]) for every pair that ran."""
+    out = []
+    for dev in devices:
+        for other in ("hand", "torch"):
+            pts = [(i, r["timings"][f"gradflow/{dev}"]["best_s"]
+                    / r["timings"][f"{other}/{dev}"]["best_s"])
+                   for i, r in enumerate(rows)
+                   if f"gradflow/{dev}" in r["timings"] and f"{other}/{dev}" in r["timings"]]
+            if pts:
+                out.append((other, dev, pts))
+    return out
+
+
+def _draw_ratios(ax, rows, devices) -> None:
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    series = _ratio_series(rows, devices)
+    height = 0.8 / max(len(series), 1)
+    for j, (other, dev, pts) in enumerate(series):
+        ys = [i + (j - (len(series) - 1) / 2) * height for i, _ in pts]
+        xs = [x for _, x in pts]
+        # From 1 (the same speed) to the ratio: a bar's length is how far gradflow is off.
+        ax.barh(ys, [x - 1 for x in xs], left=1, height=height,
+                label=f"gradflow / {IMPL_NAMES[other]} ({dev})", **_style(other, dev))
+        for y, x in zip(ys, xs):
+            ax.text(x * 1.03 if x >= 1 else x / 1.03, y, f"{x:.2f}", va="center",
+                    ha="left" if x >= 1 else "right", fontsize=7)
+    ax.axvline(1.0, color="k", lw=1)
+    ax.set_xscale("log")
+    ratios = [x for *_, pts in series for _, x in pts] or [1.0]
+    reach = 1.35 * max(max(ratios), 1 / min(ratios), 1.1)
+    ax.set_xlim(1 / reach, reach)  # centred on 1: k times slower and k times faster look alike
+    ax.xaxis.set_major_locator(LogLocator(base=2))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(axis="y", left=False, labelleft=False)
+    ax.set_xlabel("gradflow's time / the baseline's (log scale; left of 1: gradflow is faster)")
+    ax.grid(axis="x", which="major", alpha=0.3)
+    if series:
+        _legend_above(ax, ncol=2)  # its labels are longer; three columns squeeze the axes
+    else:
+        ax.text(0.5, 0.5, "no baseline ran beside gradflow", transform=ax.transAxes,
+                ha="center", va="center")
+
+
+def _legend_above(ax, ncol: int) -> None:
+    # Above the axes, not inside: a legend inside covers the longest bars.
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncol=ncol, fontsize=8, frameon=False)

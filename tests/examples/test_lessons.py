@@ -127,6 +127,38 @@ def test_micrograd_values_train_like_arrays(tmp_path):
     assert result["scalar_max_diff"] < 1e-12
 
 
+def test_moons_figure_names_its_axes_classes_and_boundary():
+    lesson = load("micrograd_moons")
+    X, y = lesson.make_moons(40, noise=0.1)
+    gf.manual_seed(0)
+    model = lesson.MLP([2, 8, 1], gf.device("cpu"))
+    fig = lesson.boundary_figure(model, X, y, [(0, 1.0, 0.5), (1, 0.8, 0.75)], 0.25, "cpu")
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x1", "x2")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["class -1 (upper moon)", "class +1 (lower moon)",
+                      "decision boundary (score 0)"]
+    # Each class's points in their own colour, the one its legend entry shows.
+    points = [c for c in ax.collections if c.get_label() in labels[:2]]
+    assert [len(c.get_offsets()) for c in points] == [(y == -1).sum(), (y == 1).sum()]
+    assert [t.get_text() for t in fig.axes[2].get_legend().get_texts()] == ["loss", "accuracy"]
+
+
+def test_lessons_say_once_per_run_that_graphviz_is_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(gf.viz.shutil, "which", lambda name: None)
+    moons = load("micrograd_moons")
+    result = moons.main(["--fast", "--samples", "12", "--steps", "2", "--out", str(tmp_path)])
+    graphs = sorted(Path(p).name for p in result["files"] if Path(p).suffix == ".dot")
+    assert graphs == ["mlp_loss_graph.dot", "readme_expression.dot"]  # two graphs ...
+    assert capsys.readouterr().out.count("apt-get install graphviz") == 1  # ... one notice
+    miniflow = load("miniflow_graph")
+    for run in (1, 2):  # one graph a run, and each run says it
+        result = miniflow.main(["--fast", "--epochs", "1", "--data", "synthetic",
+                                "--out", str(tmp_path / f"l3-{run}")])
+        assert [Path(p).name for p in result["files"]][0] == "graph.dot"
+        assert capsys.readouterr().out.count("apt-get install graphviz") == 1
+
+
 def test_make_moons_shape_and_balance():
     lesson = load("micrograd_moons")
     X, y = lesson.make_moons(51, noise=0.0)
