@@ -47,7 +47,8 @@ def _checkpoint_params(path):
 
 
 def test_sample_accuracy_reaches_92_percent(tmp_path, capsys):
-    """The default model (784-1000-1000-10, Adam 1e-3, batch 100) on the embedded sample."""
+    """The default model (784-1000-1000-10, Adam 1e-3 annealed by a cosine schedule, batch 100)
+    on the embedded sample."""
     t0 = time.perf_counter()
     hist = tm.main(["--dataset", "mnist-sample", "--epochs", "8", "--out", str(tmp_path),
                     "--no-plot"])
@@ -56,7 +57,8 @@ def test_sample_accuracy_reaches_92_percent(tmp_path, capsys):
     with capsys.disabled():
         print(f"\n[mnist-sample] test accuracy per epoch: "
               f"{[round(100 * a, 2) for a in hist['test_acc']]} in {seconds:.1f} s")
-    assert "MLP 784-1000-1000-10 (1,796,010 parameters) | adam lr 0.001 | batch 100" in out
+    assert "MLP 784-1000-1000-10 (1,796,010 parameters) | adam lr 0.001 (cosine) | batch 100" \
+        in out
     assert hist["test_acc"][-1] >= 0.92
 
 
@@ -79,7 +81,9 @@ def test_fashion_mnist_reaches_88_percent_in_3_epochs(tmp_path, capsys):
 @pytest.mark.skipif(not os.environ.get("GRADFLOW_MNIST_DIR"),
                     reason="full MNIST run (about 2 minutes on 2 CPU cores): set "
                            "GRADFLOW_MNIST_DIR to a directory with the four MNIST files")
-def test_full_mnist_reaches_98_percent_within_10_epochs(tmp_path, capsys):
+def test_full_mnist_reaches_98_percent_after_10_epochs(tmp_path, capsys):
+    """The defaults end at 98% or more (seed 0: 98.60%), not only pass it on the way: with a
+    constant lr the run overfitted, 98.09% at epoch 8 and 97.59% at epoch 10."""
     t0 = time.perf_counter()
     hist = tm.main(["--dataset", "mnist", "--data-root", os.environ["GRADFLOW_MNIST_DIR"],
                     "--epochs", "10", "--out", str(tmp_path), "--no-plot"])
@@ -88,7 +92,7 @@ def test_full_mnist_reaches_98_percent_within_10_epochs(tmp_path, capsys):
         print(f"\n[mnist] test accuracy per epoch: "
               f"{[round(100 * a, 2) for a in hist['test_acc']]} in {seconds:.1f} s")
     assert gf.load(tmp_path / "checkpoint.gf")["config"]["dataset"] == "mnist"  # not the sample
-    assert len(hist["test_acc"]) == 10 and max(hist["test_acc"]) >= 0.98
+    assert len(hist["test_acc"]) == 10 and hist["test_acc"][-1] >= 0.98
 
 
 def test_cnn_on_the_sample_reaches_86_percent_in_1_epoch(tmp_path, capsys):
@@ -199,8 +203,11 @@ def test_outputs_epoch_lines_checkpoint_and_plot(tmp_path, capsys):
 
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
-    full = tm.main([*SMALL, "--epochs", "3", "--out", str(tmp_path / "a"), "--no-plot"])
-    tm.main([*SMALL, "--epochs", "1", "--out", str(tmp_path / "b"), "--no-plot"])
+    # A constant lr: a 1-epoch cosine run resumed to 3 is not a 3-epoch one (the schedule keeps
+    # its planned length); test_resume_trains_to_the_runs_own_epochs resumes a cosine run.
+    small = [*SMALL, "--schedule", "constant"]
+    full = tm.main([*small, "--epochs", "3", "--out", str(tmp_path / "a"), "--no-plot"])
+    tm.main([*small, "--epochs", "1", "--out", str(tmp_path / "b"), "--no-plot"])
     gf.manual_seed(12345)  # whatever the new process's random state, the checkpoint decides
     resumed = tm.main(["--epochs", "3", "--resume", str(tmp_path / "b" / "checkpoint.gf"),
                        "--no-plot"])
@@ -211,23 +218,30 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
         _checkpoint_params(tmp_path / "b" / "checkpoint.gf")
 
 
-def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tmp_path, monkeypatch):
-    full = tm.main([*SMALL, "--epochs", "2", "--schedule", "cosine", "--out",
-                    str(tmp_path / "a"), "--no-plot"])
-
-    class CtrlCAfter27Batches(tm._StopFlag):
+def _ctrl_c_after(batches):
+    """A tm._StopFlag on which Ctrl-C is pressed during batch `batches` of the run."""
+    class CtrlC(tm._StopFlag):
         reads = 0
 
         @property
         def requested(self):
             type(self).reads += 1
-            return type(self).reads == 27  # 7 batches into the second epoch
+            return type(self).reads == batches
 
         @requested.setter
         def requested(self, value):
             pass
+    return CtrlC
 
-    monkeypatch.setattr(tm, "_StopFlag", CtrlCAfter27Batches)
+
+def _no_data(*args, **kwargs):
+    pytest.fail("the data was loaded before the bad option was refused")
+
+
+def test_ctrl_c_mid_epoch_saves_and_resumes_exactly(tmp_path, monkeypatch):
+    full = tm.main([*SMALL, "--epochs", "2", "--schedule", "cosine", "--out",
+                    str(tmp_path / "a"), "--no-plot"])
+    monkeypatch.setattr(tm, "_StopFlag", _ctrl_c_after(27))  # 7 batches into the second epoch
     part = tm.main([*SMALL, "--epochs", "2", "--schedule", "cosine", "--out",
                     str(tmp_path / "b"), "--no-plot"])
     assert part["interrupted"] and len(part["test_acc"]) == 1
@@ -277,17 +291,18 @@ def test_bad_resume_file_and_bad_arguments(tmp_path, capsys):
         tm.main(["--resume", str(bogus)])
     assert info.value.code == 2
     assert f"error: {bogus}: not a gradflow checkpoint" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as info:
-        tm.main(["--resume", str(tmp_path / "nowhere")])
-    assert info.value.code == 2 and "nowhere" in capsys.readouterr().err
-    for bad in (["--hidden", "10,x"], ["--epochs", "0"], ["--dataset", "cifar"], ["--lr", "0"]):
+    for where, says in ((tmp_path / "nowhere", "no such file"),
+                        (tmp_path, "no checkpoint.gf in this directory")):
         with pytest.raises(SystemExit) as info:
-            tm.main(bad)
-        assert info.value.code == 2
+            tm.main(["--resume", str(where)])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.endswith(f"error: --resume {where}: {says}\n"), err
+    with pytest.raises(SystemExit) as info:
+        tm.main(["--dataset", "cifar"])
+    assert info.value.code == 2
     capsys.readouterr()
     (tmp_path / "a-file").write_text("")
-    for bad, says in ((["--lr", "inf"], "--lr a finite number > 0, got 10, 100, inf"),
-                      (["--device", "tpu"], "--device 'tpu': unknown device 'tpu'"),
+    for bad, says in ((["--device", "tpu"], "--device 'tpu': unknown device 'tpu'"),
                       (["--out", str(tmp_path / "a-file")], "a-file is a file, not a directory")):
         with pytest.raises(SystemExit) as info:
             tm.main(bad)
@@ -307,15 +322,39 @@ def test_resume_refuses_gradflow_files_that_are_not_its_checkpoints(tmp_path, ca
         assert f"it lacks {lacks}" in err
 
 
-def test_resume_says_which_options_it_ignores_and_refuses_a_misfit(tmp_path, capsys):
+def test_resume_refuses_options_that_define_another_run(tmp_path, monkeypatch, capsys):
+    """Before the data is loaded; the same values again (the first command, plus --resume) are
+    fine, and another --seed is a note: the checkpoint's random state continues."""
     tm.main([*SMALL, "--epochs", "1", "--out", str(tmp_path), "--no-plot"])
     capsys.readouterr()
-    tm.main(["--resume", str(tmp_path), "--epochs", "1", "--hidden", "64", "--optimizer",
-             "sgd", "--model", "cnn", "--no-plot"])
+    load_data = tm.load_data
+    monkeypatch.setattr(tm, "load_data", _no_data)
+    ckpt = tmp_path / "checkpoint.gf"
+    for given, says in (
+            (["--dataset", "fashion-mnist"], "--dataset mnist-sample, not --dataset fashion-mnist"),
+            (["--model", "cnn"], "--model mlp, not --model cnn"),
+            (["--hidden", "64,64"], "--hidden 32, not --hidden 64,64"),
+            (["--optimizer", "sgd", "--lr", "0.1"],
+             "--lr 0.001 --optimizer adam, not --lr 0.1 --optimizer sgd"),
+            (["--batch-size", "100", "--schedule", "constant"],
+             "--batch-size 200 --schedule cosine, not --batch-size 100 --schedule constant")):
+        with pytest.raises(SystemExit) as info:
+            tm.main(["--resume", str(tmp_path), "--epochs", "2", *given, "--no-plot"])
+        err = capsys.readouterr().err
+        assert info.value.code == 2, given
+        assert err == (f"error: {ckpt} continues a run made with {says}: leave these options "
+                       "out to resume it, or drop --resume to start a new run\n")
+    monkeypatch.setattr(tm, "load_data", load_data)
+    hist = tm.main([*SMALL, "--epochs", "2", "--seed", "7", "--resume", str(ckpt), "--no-plot"])
     out = capsys.readouterr().out
-    assert "note: --model cnn ignored: the checkpoint was made with mlp" in out
-    assert "note: --hidden [64] ignored: the checkpoint was made with [32]" in out
-    assert "note: --optimizer sgd ignored: the checkpoint was made with adam" in out
+    assert "note: --seed 7 ignored: the run continues from the checkpoint's random state (it " \
+           "was started with seed 0)" in out
+    assert len(hist["test_acc"]) == 2 and out.count("ignored") == 1
+
+
+def test_resume_refuses_a_checkpoint_that_does_not_fit_the_data(tmp_path, capsys):
+    tm.main([*SMALL, "--epochs", "1", "--out", str(tmp_path), "--no-plot"])
+    capsys.readouterr()
     # A checkpoint whose loader state does not fit the data (as when a full-MNIST run is
     # resumed where only the sample is found) is refused, naming the file.
     ckpt = gf.load(tmp_path / "checkpoint.gf")
@@ -325,6 +364,110 @@ def test_resume_says_which_options_it_ignores_and_refuses_a_misfit(tmp_path, cap
         tm.main(["--resume", str(tmp_path / "misfit.gf"), "--epochs", "2", "--no-plot"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and "misfit.gf: the checkpoint does not fit this run" in err
+
+
+def test_resume_trains_to_the_runs_own_epochs(tmp_path, monkeypatch, capsys):
+    """--resume without --epochs finishes the run it continues (3 epochs, not the default 10),
+    exactly as if uninterrupted, its cosine schedule included; --epochs then sets a new target
+    (past the schedule's end: a note), which later resumes keep."""
+    run = [*SMALL, "--epochs", "3", "--no-plot"]
+    full = tm.main([*run, "--out", str(tmp_path / "a")])
+    stop_flag = tm._StopFlag
+    monkeypatch.setattr(tm, "_StopFlag", _ctrl_c_after(27))  # 7 batches into the second epoch
+    assert tm.main([*run, "--out", str(tmp_path / "b")])["interrupted"]
+    monkeypatch.setattr(tm, "_StopFlag", stop_flag)
+    capsys.readouterr()
+    resumed = tm.main(["--resume", str(tmp_path / "b"), "--no-plot"])
+    out = capsys.readouterr().out
+    assert re.search(r"epoch +3/3  train loss", out) and "note:" not in out
+    assert resumed["iter_loss"] == full["iter_loss"] and resumed["test_acc"] == full["test_acc"]
+    longer = tm.main(["--resume", str(tmp_path / "b"), "--epochs", "4", "--no-plot"])
+    out = capsys.readouterr().out
+    assert len(longer["test_acc"]) == 4 and re.search(r"epoch +4/4  train loss", out)
+    assert "note: --epochs 4 goes past the 3 epoch(s) the cosine schedule was planned for: " \
+           "the lr, 0 after epoch 3, rises again" in out
+    tm.main(["--resume", str(tmp_path / "b"), "--no-plot"])
+    assert "the checkpoint already has 4 epoch(s) (--epochs 4)" in capsys.readouterr().out
+
+
+def test_an_out_that_cannot_be_written_fails_before_loading_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tm, "load_data", _no_data)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    refusals = [(["--out", str(a_file / "run")], f"--out {a_file / 'run'}: {a_file} is a file, "
+                 "not a directory"),
+                (["--out", str(a_file)], f"--out {a_file} is a file, not a directory")]
+    for argv, says in refusals:
+        with pytest.raises(SystemExit) as info:
+            tm.main([*SMALL, *argv])
+        assert info.value.code == 2 and capsys.readouterr().err.endswith(f"error: {says}\n")
+    # A directory that refuses writing (root writes through chmod, so the write is refused
+    # here instead): --out, or the directory of --resume when --out is not given.
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "ro" / "checkpoint.gf").write_text("")
+    refusals = [(["--out", str(tmp_path / "ro")], f"--out {tmp_path / 'ro'}"),
+                (["--resume", str(tmp_path / "ro")],
+                 f"the directory of --resume, {tmp_path / 'ro'} (choose another with --out)")]
+    for argv, says in refusals:
+        with monkeypatch.context() as m, pytest.raises(SystemExit) as info:
+            m.setattr(tm.tempfile, "NamedTemporaryFile", _permission_denied)
+            tm.main([*SMALL, *argv])
+        err = capsys.readouterr().err
+        assert info.value.code == 2
+        assert err.endswith(f"error: {says}: cannot write there (Permission denied)\n"), err
+
+
+def _permission_denied(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["--epochs", "0"], "argument --epochs: expected an int >= 1, got 0"),
+    (["--batch-size", "0"], "argument --batch-size: expected an int >= 1, got 0"),
+    (["--lr", "-1"], "argument --lr: expected a finite number > 0, got -1"),
+    (["--lr", "nan"], "argument --lr: expected a finite number > 0, got nan"),
+    (["--lr", "inf"], "argument --lr: expected a finite number > 0, got inf"),
+    (["--lr", "0"], "argument --lr: expected a finite number > 0, got 0"),
+    (["--seed", "-1"], "argument --seed: expected an int from 0 to 2**32 - 1, got -1"),
+    (["--hidden", "10,x"], "argument --hidden: expected comma-separated ints, got '10,x'"),
+])
+def test_a_bad_number_is_named_alone(argv, says, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        tm.main([*argv, "--out", str(tmp_path)])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: {says}")
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 1e-3), ("adamw", 1e-3), ("sgd", 0.1),
+                                           ("rmsprop", 1e-3)])
+def test_each_optimizer_has_its_own_default_lr(optimizer, lr, tmp_path):
+    assert tm.parse_args(["--optimizer", optimizer, "--out", str(tmp_path)]).lr == lr
+    assert tm.parse_args(["--optimizer", optimizer, "--lr", "0.2", "--out", str(tmp_path)]
+                         ).lr == 0.2
+
+
+def test_sgd_learns_with_its_default_lr(tmp_path, capsys):
+    """SGD (momentum 0.9) at its own lr, 0.1: 84.6% here; at Adam's 1e-3 it stayed at 11.5%."""
+    hist = tm.main([*SMALL, "--optimizer", "sgd", "--epochs", "2", "--out", str(tmp_path),
+                    "--no-plot"])
+    assert "| sgd lr 0.1 (cosine) | batch 200" in capsys.readouterr().out
+    assert hist["test_acc"][-1] >= 0.75
+
+
+def test_a_bad_gradflow_device_is_one_error_line(tmp_path):
+    """GRADFLOW_DEVICE is read at gradflow's first use of the default device: the example
+    checks it with the options, as it checks --device, which overrides it."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(GRADFLOW_DATA=str(tmp_path / "none"), GRADFLOW_DEVICE="bogus")
+    argv = [sys.executable, str(SCRIPT), *SMALL, "--epochs", "1", "--no-plot", "--out",
+            str(tmp_path / "run")]
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == ("train_mnist.py: error: GRADFLOW_DEVICE='bogus' is "
+                                            "not a device: expected 'cpu', 'cuda' or 'cuda:N'")
+    proc = subprocess.run([*argv, "--device", "cpu"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0 and "| device cpu |" in proc.stdout, proc.stderr
 
 
 def test_runs_as_a_script_from_the_repo_root(tmp_path):
