@@ -61,7 +61,7 @@ class _Mode:
         """Record where `fn` was called from; check its output `y` (an array on `device`)."""
         fn.created_at = _caller_frames()
         if self.check_nan and y.dtype.kind == "f":
-            self._check(device, y, fn, f"its output of shape {tuple(y.shape)}", nan_only=False)
+            self._check(device, y, fn, f"its output of shape {tuple(y.shape)}", backward=False)
 
     def backward(self, fn, gxs) -> None:
         """Check the gradients `fn`'s rule returned, one per input (None where not needed)."""
@@ -71,17 +71,18 @@ class _Mode:
             if g is not None and isinstance(x, autograd.Tensor):
                 g = g.data if isinstance(g, autograd.Tensor) else g
                 what = f"the gradient of its input {i} (shape {tuple(x.shape)})"
-                self._check(x.device, g, fn, what, nan_only=True)
+                self._check(x.device, g, fn, what, backward=True)
 
-    def _check(self, device, arr, fn, what, nan_only) -> None:
+    def _check(self, device, arr, fn, what, backward) -> None:
+        # Forward: nan or inf is an anomaly. Backward: nan only (d sqrt x at 0 = inf is a value).
         xp = device.xp
         with device.backend.use(device.index):
-            ok = xp.logical_not(xp.isnan(arr).any()) if nan_only else xp.isfinite(arr).all()
+            ok = xp.logical_not(xp.isnan(arr).any()) if backward else xp.isfinite(arr).all()
         if self.sync or device.backend.synchronous:
             if not bool(ok):
-                raise _error(fn, what, _count(device, arr, nan_only))
+                raise _error(fn, what, _count(device, arr, backward), backward)
         else:
-            self.pending.append((ok, fn, what, nan_only))
+            self.pending.append((ok, fn, what, backward))
             if len(self.pending) >= _MAX_PENDING:  # forward passes with no backward (eval)
                 self.flush()
 
@@ -100,8 +101,8 @@ class _Mode:
                 bad = positions[flags.index(False)]
                 first = bad if first is None else min(first, bad)
         if first is not None:
-            _, fn, what, nan_only = pending[first]
-            raise _error(fn, what, "nan" if nan_only else "nan or inf")
+            _, fn, what, backward = pending[first]
+            raise _error(fn, what, "nan" if backward else "nan or inf", backward)
 
 
 def _count(device, arr, nan_only) -> str:
@@ -145,11 +146,11 @@ def _site(fn) -> str:
     return f"{filename}:{lineno} in {name}" + (f": {source}" if source else "")
 
 
-def _error(fn, what, bad) -> AnomalyError:
+def _error(fn, what, bad, backward) -> AnomalyError:
     frames = getattr(fn, "created_at", ())
     trace = f"\nTraceback of the call that created {fn.name} (most recent call last):\n" \
         f"{_format_frames(frames)}" if frames else ""
-    if "gradient" in what:
+    if backward:
         head = (f"the gradient rule of {fn.name} ({fn.name}.backward) made {bad} in {what}; "
                 f"{fn.name} was created at {_site(fn)}")
     else:

@@ -44,7 +44,7 @@ class _GradMode(threading.local):
 
 _grad_mode = _GradMode()
 _anomaly = None  # anomaly mode's checks while it is on (gradflow.anomaly), else None
-_NUMBERS = (float, int, bool)  # operands that need no promotion rule (see promotion.py)
+_NUMBERS = (float, int, bool)  # operands that need no promotion rule (promotion.py)
 
 
 def is_grad_enabled() -> bool:

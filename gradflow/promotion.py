@@ -19,9 +19,8 @@ input comes back in that input's own dtype (`ops.elementwise.unbroadcast`).
 from __future__ import annotations
 
 from . import backend as B
+from .autograd import _NUMBERS
 from .tensor import Tensor
-
-_NUMBERS = (float, int, bool)
 
 
 def promote(a, b):

@@ -342,10 +342,7 @@ class Tensor:
 
 
 def _rebuild_tensor(array, device, requires_grad, name):
-    try:
-        dev = B.get_device(device)
-    except (B.DeviceError, ValueError):
-        dev = B.get_device("cpu")
+    dev = B.loadable_device(device)
     t = Tensor._make(dev.backend.asarray(array, index=dev.index), dev, requires_grad)
     t.name = name
     return t

@@ -232,6 +232,19 @@ device = get_device
 _default: Device | None = None
 
 
+def loadable_device(name: str) -> Device:
+    """The device named `name` when it can be used here, else the CPU: where an unpickled
+    tensor or parameter goes (a GPU checkpoint loads on a CPU-only machine).
+
+    Example:
+        >>> loadable_device("cuda:0")          # device('cpu') on a machine without CuPy
+    """
+    try:
+        return get_device(name)
+    except (DeviceError, ValueError):
+        return get_device("cpu")
+
+
 def default_device() -> Device:
     """The device new tensors go to: `set_default_device`, else GRADFLOW_DEVICE, else cpu."""
     global _default

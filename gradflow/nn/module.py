@@ -55,10 +55,7 @@ class Parameter(Tensor):
 
 
 def _rebuild_parameter(array, device, requires_grad):
-    try:
-        dev = B.get_device(device)
-    except (B.DeviceError, ValueError):
-        dev = B.get_device("cpu")
+    dev = B.loadable_device(device)
     return Parameter(dev.backend.asarray(array, index=dev.index), requires_grad)
 
 
