@@ -31,9 +31,12 @@ Example (run with `mpiexec -n 2 python this.py`):
 """
 from __future__ import annotations
 
+import array
 import contextlib
 import datetime
 import numbers
+import os
+import stat
 import sys
 import threading
 import time
@@ -185,7 +188,8 @@ class _MPIGroup:
     def abort(self, message: str) -> None:
         sys.stderr.write(f"gradflow.distributed: rank {self.rank}: {message}; aborting all "
                          f"{self.size} ranks\n")
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            _wait_until_read(stream)
         self.comm.Abort(1)
 
     def _abort_on_uncaught(self, kind, value, tb):
@@ -261,6 +265,32 @@ def _nccl_device(local_rank: int, device_id):
                                f"{device_id!r}")
     B.set_default_device(device)
     return device
+
+
+def _wait_until_read(stream, limit: float = 2.0) -> None:
+    """Flush `stream` and wait (at most `limit` s) until the launcher has read all of it.
+
+    MPI_Abort kills every rank at once, and mpiexec stops forwarding output when it does: what
+    a rank wrote just before, the traceback and the reason for the abort, could still be in
+    the pipe to mpiexec and be lost (it was, now and then, in CI). Flushing is not enough;
+    the bytes must have left the pipe, which FIONREAD counts.
+    """
+    try:
+        stream.flush()
+        fd = stream.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return  # a terminal or file keeps what was written
+        import fcntl  # POSIX only, like mpiexec's pipes
+        import termios
+    except (AttributeError, OSError, ValueError, ImportError):
+        return
+    unread = array.array("i", [0])
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        fcntl.ioctl(fd, termios.FIONREAD, unread)
+        if unread[0] == 0:
+            return
+        time.sleep(0.01)
 
 
 class _Watchdog:

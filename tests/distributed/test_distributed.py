@@ -175,7 +175,7 @@ def test_the_nccl_group_on_two_fake_gpus(tmp_path):
 def test_a_failure_on_one_rank_ends_all_ranks_quickly(scenario, expected, tmp_path):
     code, output, seconds, _ = _launch(scenario, tmp_path, limit=60)
     assert code != 0
-    assert all(e in output for e in expected), output
+    assert all(e in output for e in expected), repr(output)
     assert seconds < 30, output
 
 
@@ -233,6 +233,32 @@ def test_bad_arguments_to_init_process_group():
     with pytest.raises(ValueError, match="timeout"):
         dist.init_process_group(timeout=-1)
     assert not dist.is_initialized()
+
+
+def test_an_abort_waits_until_the_launcher_has_read_the_output():
+    # MPI_Abort ends every rank at once; what a rank wrote just before (why it aborts) must have
+    # left the pipe to mpiexec by then, or it is lost. Here a slow reader stands for mpiexec.
+    pytest.importorskip("mpi4py")
+    import threading
+    from gradflow.distributed import _wait_until_read
+    read_fd, write_fd = os.pipe()
+    consumed = threading.Event()
+
+    def slow_reader():
+        time.sleep(0.3)
+        os.read(read_fd, 1 << 16)
+        consumed.set()
+
+    with os.fdopen(write_fd, "w") as stream:
+        stream.write("rank 1: the reason for the abort\n")  # still buffered in Python
+        reader = threading.Thread(target=slow_reader)
+        reader.start()
+        _wait_until_read(stream, limit=30)
+        assert consumed.is_set()  # it returned only once the reader had everything
+        reader.join()
+        stream.write("nobody reads this\n")
+        _wait_until_read(stream, limit=0.1)  # no reader: it gives up instead of hanging
+    os.close(read_fd)
 
 
 def test_nccl_without_a_gpu_fails_cleanly():
